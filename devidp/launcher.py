@@ -1,0 +1,284 @@
+"""Start and stop devidp, the embedded development identity provider (``node server.js``).
+
+Used by the Flask app (zero-config local development) and by the integration tests.
+Standard library only.
+
+    ensure_installed()                      # npm ci, once
+    with start_provider(port=0, ...) as idp:
+        idp.endpoint                        # "http://localhost:<port>" (Logto endpoint, no /oidc)
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+
+DEVIDP_DIR = Path(__file__).resolve().parent
+READY_TIMEOUT = 15.0
+OUTPUT_LINES = 200
+_READY_RE = re.compile(r"^devidp ready (http://[^\s:/]+:(\d+))$")
+
+
+class DevIdpError(RuntimeError):
+    """devidp could not be installed or started."""
+
+
+def _require(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise DevIdpError(
+            f"`{tool}` was not found on PATH. devidp needs Node.js 20+ with npm "
+            "(https://nodejs.org/) to run the local identity provider."
+        )
+    return path
+
+
+def _wanted_oidc_provider_version(devidp_dir: Path) -> str:
+    package = json.loads((devidp_dir / "package.json").read_text(encoding="utf-8"))
+    return str(package["dependencies"]["oidc-provider"])
+
+
+def _installed_oidc_provider_version(devidp_dir: Path) -> str | None:
+    manifest = devidp_dir / "node_modules" / "oidc-provider" / "package.json"
+    try:
+        return str(json.loads(manifest.read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def ensure_installed(devidp_dir: Path | str = DEVIDP_DIR) -> None:
+    """Run ``npm ci`` in devidp_dir unless the pinned oidc-provider is already installed."""
+    devidp_dir = Path(devidp_dir)
+    _require("node")
+    wanted = _wanted_oidc_provider_version(devidp_dir)
+    if _installed_oidc_provider_version(devidp_dir) == wanted:
+        return
+    npm = _require("npm")
+    result = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund"],
+        cwd=devidp_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0 or _installed_oidc_provider_version(devidp_dir) != wanted:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
+        raise DevIdpError(f"`npm ci` in {devidp_dir} failed (exit {result.returncode}):\n{tail}")
+
+
+@dataclass(frozen=True)
+class _Config:
+    client_id: str
+    client_secret: str
+    redirect_uris: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...]
+    data_dir: Path
+    test_controls: bool
+    access_token_ttl: int | None
+    host_name: str
+
+    def env(self, port: int) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DEVIDP_")}
+        env.update(
+            DEVIDP_PORT=str(port),
+            DEVIDP_HOST_NAME=self.host_name,
+            DEVIDP_CLIENT_ID=self.client_id,
+            DEVIDP_CLIENT_SECRET=self.client_secret,
+            DEVIDP_REDIRECT_URIS=" ".join(self.redirect_uris),
+            DEVIDP_POST_LOGOUT_REDIRECT_URIS=" ".join(self.post_logout_redirect_uris),
+            DEVIDP_DATA_DIR=str(self.data_dir),
+            DEVIDP_TEST_CONTROLS="1" if self.test_controls else "0",
+        )
+        if self.access_token_ttl is not None:
+            env["DEVIDP_ACCESS_TOKEN_TTL"] = str(self.access_token_ttl)
+        return env
+
+
+class RunningProvider:
+    """A running devidp process. Use as a context manager, or call stop()."""
+
+    endpoint: str
+    port: int
+    process: subprocess.Popen[str]
+
+    def __init__(self, config: _Config, port: int) -> None:
+        self._config = config
+        self._lines: collections.deque[str] = collections.deque(maxlen=OUTPUT_LINES)
+        self._lock = threading.Lock()
+        self._spawn(port)
+        _live.add(self)
+
+    # -- process management ------------------------------------------------------------
+
+    def _spawn(self, port: int) -> None:
+        node = _require("node")
+        if _installed_oidc_provider_version(DEVIDP_DIR) is None:
+            raise DevIdpError(f"devidp is not installed: call ensure_installed() (npm ci in {DEVIDP_DIR})")
+        ready = threading.Event()
+        found: list[tuple[str, int]] = []
+        process = subprocess.Popen(
+            [node, "server.js"],
+            cwd=DEVIDP_DIR,
+            env=self._config.env(port),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+        )
+        assert process.stdout is not None and process.stderr is not None
+
+        def on_stdout(line: str) -> None:
+            match = _READY_RE.match(line)
+            if match and not ready.is_set():
+                found.append((match.group(1), int(match.group(2))))
+                ready.set()
+
+        for stream, prefix, callback in ((process.stdout, "", on_stdout), (process.stderr, "[stderr] ", None)):
+            threading.Thread(
+                target=self._drain, args=(stream, prefix, callback), name="devidp-output", daemon=True
+            ).start()
+
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not ready.wait(0.02):
+            if process.poll() is not None:
+                time.sleep(0.1)  # let the drain threads catch the last lines
+                raise DevIdpError(f"devidp exited with code {process.returncode} before it was ready:\n{self.output()}")
+            if time.monotonic() > deadline:
+                _terminate(process)
+                raise DevIdpError(f"devidp was not ready within {READY_TIMEOUT:.0f} s:\n{self.output()}")
+        self.process = process
+        self.endpoint, self.port = found[0]
+
+    def _drain(self, stream: TextIO, prefix: str, callback: Any) -> None:
+        for raw in stream:
+            line = raw.rstrip("\r\n")
+            with self._lock:
+                self._lines.append(prefix + line)
+            if callback is not None:
+                callback(line)
+        stream.close()
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.endpoint}/oidc"
+
+    def output(self) -> str:
+        """The last ~200 lines the process printed (stderr lines prefixed "[stderr] ")."""
+        with self._lock:
+            return "\n".join(self._lines)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, wait up to `timeout` seconds, then SIGKILL."""
+        _terminate(self.process, timeout)
+
+    def restart(self) -> None:
+        """Stop and start again on the same port with the same data dir."""
+        self.stop()
+        self._spawn(self.port)
+
+    def __enter__(self) -> RunningProvider:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- test controls (need test_controls=True) -----------------------------------------
+
+    def control(self, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST a JSON body to /__devidp__/<name> (GET when body is None); returns the JSON reply."""
+        url = f"http://127.0.0.1:{self.port}/__devidp__/{name}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                result: dict[str, Any] = json.load(response)
+                return result
+        except urllib.error.HTTPError as err:
+            raise DevIdpError(f"devidp control {name} failed: {err.code} {err.read().decode(errors='replace')}") from err
+
+    def set_fault(self, mode: str, delay_ms: int = 0) -> dict[str, Any]:
+        """mode: none | html | slow | error500 | bad-jwks (applies to every /oidc/* request)."""
+        return self.control("fault", {"mode": mode, "delay_ms": delay_ms})
+
+    def rotate_key(self, keep_old: bool = False) -> dict[str, Any]:
+        return self.control("rotate-key", {"keep_old": keep_old})
+
+    def revoke(self, sub: str) -> dict[str, Any]:
+        return self.control("revoke", {"sub": sub})
+
+    def state(self) -> dict[str, Any]:
+        return self.control("state")
+
+
+def start_provider(
+    *,
+    port: int,
+    client_id: str,
+    client_secret: str,
+    redirect_uris: list[str],
+    post_logout_redirect_uris: list[str],
+    data_dir: Path,
+    test_controls: bool = False,
+    access_token_ttl: int | None = None,
+    host_name: str = "localhost",
+) -> RunningProvider:
+    """Spawn ``node server.js`` and wait (at most 15 s) for its ready line.
+
+    port=0 lets the server pick a free port; the returned object's .port/.endpoint tell which.
+    Raises DevIdpError (with the process output) if it exits or is not ready in time.
+    """
+    config = _Config(
+        client_id=client_id,
+        client_secret=client_secret,
+        redirect_uris=tuple(redirect_uris),
+        post_logout_redirect_uris=tuple(post_logout_redirect_uris),
+        data_dir=Path(data_dir).resolve(),
+        test_controls=test_controls,
+        access_token_ttl=access_token_ttl,
+        host_name=host_name,
+    )
+    return RunningProvider(config, port)
+
+
+def _terminate(process: subprocess.Popen[str], timeout: float = 5.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+_live: weakref.WeakSet[RunningProvider] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for provider in list(_live):
+        if hasattr(provider, "process"):
+            provider.stop(timeout=2.0)

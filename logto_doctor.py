@@ -1,0 +1,365 @@
+"""The checks behind `flask logto doctor`: each one is a `Check` printed as ✓ / ✗ (with its fix) / ! / -.
+
+Local checks (endpoint and discovery issuer, clock skew, APP_BASE_URL, FLASK_SECRET_KEY, the session store) always
+run. The tenant checks (app, URIs, secret, Hugging Face connector, sign-in experience, LOGTO_DIRECT_SIGN_IN, sign-up)
+need the machine-to-machine app; without it the doctor probes Logto's authorize endpoint for the redirect URI
+instead and lists what it skipped.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Callable, Iterator
+
+import requests
+
+from logto_api import (
+    HF_CONNECTOR_ID,
+    HF_TARGET,
+    TIMEOUT,
+    AdminEnv,
+    LogtoApiError,
+    ManagementApi,
+    current_secret,
+    error_from_response,
+    find_hf_connector,
+)
+from settings import MAKE_SECRET_HINT, MIN_SECRET_KEY_LENGTH, ConfigError, check_base_url, is_loopback_url
+
+MAX_CLOCK_SKEW = 30.0  # seconds
+SETUP_COMMAND = "flask --app flask_app logto setup"
+MARKS = {"ok": "✓", "fail": "✗", "warn": "!", "skip": "-"}
+TENANT_CHECKS = (
+    "LOGTO_APP_ID exists and is a Traditional web app",
+    "its redirect and post sign-out URIs include this site's",
+    "LOGTO_APP_SECRET is one of the app's secrets",
+    "the Hugging Face connector exists and is in the sign-in experience",
+    "sign-up does not ask Hugging Face users for a username",
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str  # one of MARKS
+    text: str
+    fix: str = ""
+
+    def lines(self) -> list[str]:
+        head = f"{MARKS[self.status]} {'skipped: ' if self.status == 'skip' else ''}{self.text}"
+        return [head, f"    fix: {self.fix}"] if self.fix and self.status in ("fail", "warn") else [head]
+
+
+def run_doctor(env: AdminEnv, echo: Callable[[str], None]) -> bool:
+    """Print every check; True when none failed (warnings and skips do not fail)."""
+    counts = {status: 0 for status in MARKS}
+    for check in all_checks(env):
+        counts[check.status] += 1
+        for line in check.lines():
+            echo(line)
+    if not env.has_m2m:
+        echo("Set LOGTO_M2M_APP_ID and LOGTO_M2M_APP_SECRET to run the skipped checks (see docs/logto-setup.md).")
+    verdict = f"{counts['fail']} problem(s) found" if counts["fail"] else "No problems found"
+    echo(f"{verdict}; {counts['warn']} warning(s), {counts['skip']} skipped.")
+    return counts["fail"] == 0
+
+
+def all_checks(env: AdminEnv) -> Iterator[Check]:
+    discovery, response, local_time = check_discovery(env)
+    yield discovery
+    yield check_clock(response, local_time)
+    yield check_app_base_url(env)
+    yield check_secret_key(env)
+    yield check_session_store(env)
+    if env.has_m2m:
+        yield from tenant_checks(env)
+        return
+    yield from _missing_m2m(env)
+    yield check_redirect_probe(env) if response is not None else Check("skip", "redirect URI probe (Logto not reachable)")
+    yield check_direct_sign_in(env.direct_sign_in, None)
+    yield from (Check("skip", f"{name} (needs LOGTO_M2M_APP_ID/LOGTO_M2M_APP_SECRET)") for name in TENANT_CHECKS)
+
+
+# Local checks
+
+
+def check_discovery(env: AdminEnv) -> tuple[Check, requests.Response | None, float]:
+    """GET the discovery document; its issuer must be `{endpoint}/oidc`. Returns the reply for the clock check."""
+    url = f"{env.issuer}/.well-known/openid-configuration"
+    fix = "set LOGTO_ENDPOINT to your Logto endpoint without /oidc (Logto Cloud: https://<tenant-id>.logto.app)"
+    started = time.time()
+    try:
+        response = requests.get(url, timeout=TIMEOUT)
+    except requests.RequestException as exc:
+        return Check("fail", f"Logto endpoint {env.endpoint} is not reachable ({type(exc).__name__})", fix), None, 0.0
+    local_time = (started + time.time()) / 2
+    try:
+        issuer = response.json().get("issuer") if response.ok else None
+    except (ValueError, AttributeError):
+        issuer = None
+    if issuer is None:
+        return Check("fail", f"{url} answered {response.status_code} without a discovery document", fix), None, 0.0
+    if issuer != env.issuer:
+        better = f"set LOGTO_ENDPOINT={issuer.removesuffix('/oidc')}" if issuer.endswith("/oidc") else fix
+        return Check("fail", f"discovery issuer is {issuer}, expected {env.issuer}", better), response, local_time
+    return Check("ok", f"Logto endpoint {env.endpoint} reachable, issuer {issuer}"), response, local_time
+
+
+def check_clock(response: requests.Response | None, local_time: float) -> Check:
+    """Compare this machine's clock with the `Date` header of Logto's reply (a warning above 30 s)."""
+    date = response.headers.get("Date") if response is not None else None
+    if not date:
+        return Check("skip", "clock skew (no Date header from Logto)")
+    try:
+        skew = parsedate_to_datetime(date).timestamp() - local_time
+    except (TypeError, ValueError):
+        return Check("skip", f"clock skew (unreadable Date header {date!r})")
+    if abs(skew) <= MAX_CLOCK_SKEW:
+        return Check("ok", f"clock within {MAX_CLOCK_SKEW:.0f} s of Logto's ({skew:+.0f} s)")
+    direction = "behind" if skew > 0 else "ahead of"
+    return Check(
+        "warn",
+        f"this machine's clock is {abs(skew):.0f} s {direction} Logto's (its Date header): token times may be rejected",
+        "sync the clock (e.g. `timedatectl set-ntp true`, or restart the container/VM)",
+    )
+
+
+def check_app_base_url(env: AdminEnv) -> Check:
+    try:
+        base = check_base_url(env.base_url)
+    except ConfigError as exc:
+        return Check(
+            "fail", str(exc), "set APP_BASE_URL to the https address people open (e.g. https://me-site.hf.space)"
+        )
+    note = " (loopback: http allowed)" if is_loopback_url(base) and base.startswith("http:") else ""
+    return Check("ok", f"APP_BASE_URL {base}{note}")
+
+
+def check_secret_key(env: AdminEnv) -> Check:
+    key, local = env.secret_key, is_loopback_url(env.base_url)
+    if not key:
+        if local:
+            return Check("ok", "FLASK_SECRET_KEY unset: fine locally (the site keeps a generated key in APP_DATA_DIR)")
+        return Check("fail", "FLASK_SECRET_KEY is missing", MAKE_SECRET_HINT)
+    problem = ""
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        problem = f"is too short ({len(key)} characters, need {MIN_SECRET_KEY_LENGTH})"
+    elif len(set(key)) < 8:
+        problem = f"looks weak (only {len(set(key))} different characters)"
+    if not problem:
+        return Check("ok", f"FLASK_SECRET_KEY is set ({len(key)} characters)")
+    if local:
+        return Check("warn", f"FLASK_SECRET_KEY {problem}; fine only for local use", MAKE_SECRET_HINT)
+    return Check("fail", f"FLASK_SECRET_KEY {problem}", MAKE_SECRET_HINT)
+
+
+def check_session_store(env: AdminEnv) -> Check:
+    """`{APP_DATA_DIR}/sessions` must be a writable directory (or creatable: its nearest existing parent writable)."""
+    store = env.data_dir.resolve() / "sessions"
+    fix = f"make {store} a directory the site's user can write, or set APP_DATA_DIR (on a Space with storage: /data)"
+    existing = next(path for path in (store, *store.parents) if path.exists())
+    if not existing.is_dir():
+        return Check("fail", f"session store {store}: {existing} is not a directory", fix)
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        return Check("fail", f"session store {store} is not writable ({exc.strerror})", fix)
+    return Check("ok", f"session store {store} is writable" + ("" if existing == store else " (will be created)"))
+
+
+# Without the machine-to-machine app
+
+
+def _missing_m2m(env: AdminEnv) -> Iterator[Check]:
+    if env.m2m_app_id or env.m2m_app_secret:
+        missing = "LOGTO_M2M_APP_SECRET" if env.m2m_app_id else "LOGTO_M2M_APP_ID"
+        yield Check("fail", f"{missing} is missing (the other M2M setting is set)", f"set {missing} in .env")
+
+
+def check_redirect_probe(env: AdminEnv) -> Check:
+    """Ask Logto's authorize endpoint whether it accepts our redirect URI for LOGTO_APP_ID (no M2M needed)."""
+    if not env.app_id:
+        return Check("fail", "LOGTO_APP_ID is not set", f"run: {SETUP_COMMAND} --write-env (or copy the App ID)")
+    params = {
+        "client_id": env.app_id,
+        "redirect_uri": env.redirect_uri,
+        "response_type": "code",
+        "scope": "openid",
+        "state": "logto-doctor",
+        "code_challenge": "x" * 43,
+        "code_challenge_method": "S256",
+    }
+    try:
+        response = requests.get(
+            f"{env.issuer}/auth", params=params, allow_redirects=False, timeout=TIMEOUT,
+            headers={"Accept": "application/json"},
+        )
+    except requests.RequestException as exc:
+        return Check("fail", f"Logto's authorize endpoint is not reachable ({type(exc).__name__})", "check LOGTO_ENDPOINT")
+    if response.is_redirect:
+        return Check("ok", f"Logto accepts redirect URI {env.redirect_uri} for app {env.app_id}")
+    error = error_from_response("authorize probe", response)
+    if error.code.endswith("invalid_redirect_uri"):
+        return Check(
+            "fail",
+            f"Logto rejects redirect URI {env.redirect_uri} for app {env.app_id}: {error.message}",
+            f"run: {SETUP_COMMAND}, or add it in the Logto console: Applications → your app → Redirect URIs",
+        )
+    if error.code.endswith("invalid_client"):
+        return Check("fail", f"Logto does not know LOGTO_APP_ID={env.app_id}", "copy the App ID from the Logto console")
+    return Check("fail", error.summary, "check LOGTO_APP_ID and LOGTO_ENDPOINT")
+
+
+# With the machine-to-machine app
+
+
+@dataclass(frozen=True)
+class Tenant:
+    app: dict | None
+    app_error: LogtoApiError | None
+    secrets: list[dict] | None
+    connectors: list[dict]
+    experience: dict
+
+
+def fetch_tenant(api: ManagementApi, env: AdminEnv) -> Tenant:
+    """Read what the tenant checks need (GET only); a missing app is a finding, other errors raise."""
+    app = app_error = secrets = None
+    if env.app_id:
+        try:
+            app = api.application(env.app_id)
+        except LogtoApiError as exc:
+            if exc.status != 404:
+                raise
+            app_error = exc
+    if app is not None:
+        try:
+            secrets = api.app_secrets(env.app_id)
+        except LogtoApiError:
+            secrets = None  # older Logto: no secrets endpoint; the check is skipped
+    return Tenant(app, app_error, secrets, api.connectors(), api.sign_in_experience())
+
+
+def tenant_checks(env: AdminEnv) -> Iterator[Check]:
+    try:
+        tenant = fetch_tenant(ManagementApi(env), env)
+    except LogtoApiError as exc:
+        fix = exc.fix or "check LOGTO_M2M_APP_ID/LOGTO_M2M_APP_SECRET and the M2M app's role"
+        yield Check("fail", f"Management API: {exc.summary}", fix)
+        yield from (Check("skip", f"{name} (the Management API is not usable)") for name in TENANT_CHECKS)
+        yield check_direct_sign_in(env.direct_sign_in, None)
+        return
+    yield from app_checks(env, tenant)
+    yield from connector_checks(env, tenant)
+    yield check_direct_sign_in(env.direct_sign_in, tenant.connectors)
+    yield check_sign_up(tenant.experience)
+
+
+def app_checks(env: AdminEnv, tenant: Tenant) -> Iterator[Check]:
+    setup_fix = f"run: {SETUP_COMMAND} --write-env (it creates the app and writes LOGTO_APP_ID/LOGTO_APP_SECRET)"
+    app = tenant.app
+    if not env.app_id:
+        yield Check("fail", "LOGTO_APP_ID is not set", setup_fix)
+        return
+    if app is None:
+        why = tenant.app_error.message if tenant.app_error else ""
+        yield Check("fail", f"LOGTO_APP_ID={env.app_id} does not exist in this tenant ({why})", setup_fix)
+        return
+    if app.get("type") != "Traditional":
+        yield Check("fail", f"LOGTO_APP_ID={env.app_id} is a {app.get('type')} app, not a Traditional web app",
+                    f"remove LOGTO_APP_ID from .env, then {setup_fix}")
+        return
+    yield Check("ok", f"app {app['id']} (\"{app.get('name')}\") is a Traditional web app")
+    metadata = app.get("oidcClientMetadata") or {}
+    for label, key, uri in (
+        ("redirect URI", "redirectUris", env.redirect_uri),
+        ("post sign-out URI", "postLogoutRedirectUris", env.post_sign_out_uri),
+    ):
+        yield _uri_check(label, uri, metadata.get(key) or [], app)
+    yield _secret_check(env, tenant.secrets)
+
+
+def _uri_check(label: str, uri: str, registered: list[str], app: dict) -> Check:
+    if uri in registered:
+        return Check("ok", f"{label} {uri} is registered")
+    console = "Redirect URIs" if label == "redirect URI" else "Post sign-out redirect URIs"
+    return Check(
+        "fail",
+        f"{label} {uri} is not registered on app {app['id']} (registered: {', '.join(registered) or 'none'})",
+        f"run: {SETUP_COMMAND} (adds it, keeping the others), or in the Logto console: "
+        f"Applications → {app.get('name')} → {console}",
+    )
+
+
+def _secret_check(env: AdminEnv, secrets: list[dict] | None) -> Check:
+    fix = f"copy a secret from the Logto console (Applications → your app → App secrets), or run: {SETUP_COMMAND} --write-env"
+    if secrets is None:
+        return Check("skip", "LOGTO_APP_SECRET (this Logto has no secrets endpoint)")
+    if not env.app_secret:
+        return Check("fail", "LOGTO_APP_SECRET is not set", fix)
+    now_ms = int(time.time() * 1000)
+    valid = {s.get("value") for s in secrets if s.get("expiresAt") is None or s["expiresAt"] > now_ms}
+    if env.app_secret not in valid:
+        return Check("fail", "LOGTO_APP_SECRET is not one of the app's current secrets (sign-in would fail: invalid_client)", fix)
+    return Check("ok", "LOGTO_APP_SECRET is one of the app's current secrets")
+
+
+def connector_checks(env: AdminEnv, tenant: Tenant) -> Iterator[Check]:
+    connector = find_hf_connector(tenant.connectors)
+    if connector is None:
+        yield Check(
+            "fail",
+            f"the Hugging Face connector ({HF_CONNECTOR_ID}) does not exist",
+            f"run: {SETUP_COMMAND} --hf-client-id <id> --hf-client-secret <secret>",
+        )
+    else:
+        callback = env.connector_callback(connector["id"])
+        yield Check("ok", f"Hugging Face connector {connector['id']} exists (Hugging Face OAuth app redirect URI: {callback})")
+    targets = tenant.experience.get("socialSignInConnectorTargets") or []
+    if HF_TARGET in targets:
+        yield Check("ok", f'"{HF_TARGET}" is in the sign-in experience\'s social sign-in')
+    else:
+        yield Check(
+            "fail",
+            f'"{HF_TARGET}" is not in the sign-in experience\'s social sign-in (now: {", ".join(targets) or "none"})',
+            f"run: {SETUP_COMMAND} (adds it, keeping the others), or in the Logto console: "
+            "Sign-in experience → Sign-up and sign-in → Social sign-in",
+        )
+
+
+def check_direct_sign_in(value: str, connectors: list[dict] | None) -> Check:
+    """`social:<target>` must name a connector's target; `sso:<id>` and '' are accepted as they are."""
+    kind, _, target = value.partition(":")
+    if not value:
+        return Check("ok", "LOGTO_DIRECT_SIGN_IN is empty: people see Logto's sign-in page")
+    if kind == "sso" and target:
+        return Check("skip", f"LOGTO_DIRECT_SIGN_IN={value} (single sign-on connectors are not checked)")
+    if kind != "social" or not target:
+        return Check("fail", f"LOGTO_DIRECT_SIGN_IN={value!r} is not social:<target> or sso:<connector id>",
+                     f"use social:{HF_TARGET}, or leave it empty to show Logto's sign-in page")
+    if connectors is None:
+        return Check("skip", f"LOGTO_DIRECT_SIGN_IN={value}: whether that connector target exists (needs the Management API)")
+    targets = sorted({str(c.get("target")) for c in connectors})
+    if target not in targets:
+        return Check(
+            "fail",
+            f"LOGTO_DIRECT_SIGN_IN={value}: no connector has target {target!r} (targets: {', '.join(targets) or 'none'}); "
+            "Logto silently shows its first screen instead",
+            f"set LOGTO_DIRECT_SIGN_IN=social:{HF_TARGET} (and run {SETUP_COMMAND}), or add that connector",
+        )
+    return Check("ok", f"LOGTO_DIRECT_SIGN_IN={value} names an existing connector")
+
+
+def check_sign_up(experience: dict) -> Check:
+    identifiers = (experience.get("signUp") or {}).get("identifiers") or []
+    if "username" not in identifiers:
+        return Check("ok", "sign-up does not ask new Hugging Face users for a username")
+    return Check(
+        "warn",
+        "sign-up asks for a username: a person arriving from Hugging Face for the first time sees a "
+        "'Set username' page before coming back",
+        f"run: {SETUP_COMMAND} --social-only-sign-up (sign-up identifiers: none; sign-in methods unchanged)",
+    )
