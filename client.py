@@ -29,13 +29,13 @@ from logto.LogtoClient import SignInSession
 from logto.OidcCore import OidcCore
 
 from settings import Settings
+from token_refresh import TOKEN_KEYS, RefreshGuard
 
 log = logging.getLogger("auth")
 T = TypeVar("T")
 
 SIGN_IN_TIMEOUT_SECONDS = 15 * 60
 ID_TOKEN_ALGORITHMS = ["ES384", "ES256", "ES512", "RS256", "PS256"]  # asymmetric only
-TOKEN_KEYS = ("idToken", "refreshToken", "accessTokenMap")
 HF_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 
 
@@ -187,6 +187,7 @@ class Logto:
             scopes=list(settings.scopes),
         )
         self._core: StrictOidcCore | None = None
+        self._refresh_guard = RefreshGuard(settings.data_dir)
 
     def client(self, storage: Storage | None = None) -> SiteLogtoClient:
         return SiteLogtoClient(self, storage or SessionStorage())
@@ -205,7 +206,7 @@ class Logto:
                 metadata.jwks_uri,
                 cache_keys=True,
                 timeout=self.settings.logto_timeout,
-                cooldown_duration=1,  # a rotated key is picked up on the next sign-in
+                cooldown_duration=0,  # a rotated signing key is fetched at the next sign-in, not 30 s later
             )
             self._core = core
         return self._core
@@ -289,12 +290,22 @@ class Logto:
         claims = jwt.decode(client.getIdToken(), options={"verify_signature": False})
         if not hmac.compare_digest(str(claims.get("nonce", "")).encode(), nonce.encode()):
             raise SignInRejected("The sign-in could not be verified. Please try again.", "nonce mismatch")
-        userinfo = await self.fetch_userinfo(client, claims)
+        userinfo = await self.fetch_userinfo(scratch, claims)
         return scratch, SignedInUser.from_claims(claims, userinfo)
 
-    async def fetch_userinfo(self, client: LogtoClient, id_claims: Mapping[str, Any]) -> dict[str, Any]:
-        """Userinfo (may refresh the access token first); its `sub` must be the ID token's."""
-        access_token = await self.guarded("refresh", client.getAccessToken())
+    async def fetch_userinfo(
+        self, storage: Storage, id_claims: Mapping[str, Any], *, session_id: str | None = None
+    ) -> dict[str, Any]:
+        """Userinfo (refreshing the access token first if needed); its `sub` must be the ID token's.
+
+        With a `session_id`, refreshes of that session are serialised (see token_refresh.py).
+        """
+        client = self.client(storage)
+        if session_id is None:
+            access_token = await self.guarded("refresh", client.getAccessToken())
+        else:
+            with self._refresh_guard.exclusive(session_id, storage):
+                access_token = await self.guarded("refresh", client.getAccessToken())
         if access_token is None:
             raise SessionEnded("Your sign-in is no longer valid. Please sign in again.", "refresh: no refresh token")
         core = await self.guarded("discovery", self.core())

@@ -25,7 +25,7 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, run_simple
 
-from client import AuthFailure, Logto, LogtoUnavailable, SessionEnded, keep_tokens
+from client import AuthFailure, Logto, LogtoUnavailable, SessionEnded, SessionStorage, keep_tokens
 from settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("auth")
@@ -174,8 +174,9 @@ def _register_routes(app: Flask) -> None:
     @app.get("/profile")
     @login_required
     async def profile() -> Any:
-        client = logto().client()
-        userinfo = await logto().fetch_userinfo(client, client.getIdTokenClaims().model_dump())
+        storage = SessionStorage()
+        id_claims = logto().client(storage).getIdTokenClaims().model_dump()
+        userinfo = await logto().fetch_userinfo(storage, id_claims, session_id=session.sid)
         return render_template("profile.html", userinfo=userinfo)
 
     @app.get("/healthz")
@@ -219,6 +220,7 @@ def _register_error_pages(app: Flask) -> None:
         )
         if isinstance(failure, SessionEnded):
             session.clear()
+            g.user = None
         return render_template("error.html", title=failure.title, message=failure.message), failure.status
 
     @app.errorhandler(CSRFError)

@@ -68,8 +68,8 @@ class AdminEnv:
 def read_env(env: Mapping[str, str] = os.environ) -> AdminEnv:
     """Read the settings; raise `ConfigError` if LOGTO_ENDPOINT is missing or malformed."""
 
-    def get(name: str, default: str = "") -> str:
-        return (env.get(name) or default).strip()
+    def get(name: str, default: str = "") -> str:  # as in settings.py: set-but-empty stays empty
+        return env.get(name, default).strip()
 
     raw_endpoint = get("LOGTO_ENDPOINT")
     if not raw_endpoint:

@@ -248,7 +248,7 @@ def tenant_checks(env: AdminEnv) -> Iterator[Check]:
         tenant = fetch_tenant(ManagementApi(env), env)
     except LogtoApiError as exc:
         fix = exc.fix or "check LOGTO_M2M_APP_ID/LOGTO_M2M_APP_SECRET and the M2M app's role"
-        yield Check("fail", f"Management API: {exc.summary}", fix)
+        yield Check("fail", exc.summary, fix)
         yield from (Check("skip", f"{name} (the Management API is not usable)") for name in TENANT_CHECKS)
         yield check_direct_sign_in(env.direct_sign_in, None)
         return

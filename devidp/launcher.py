@@ -91,6 +91,7 @@ class _Config:
     test_controls: bool
     access_token_ttl: int | None
     host_name: str
+    app_name: str | None
 
     def env(self, port: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEVIDP_")}
@@ -106,6 +107,8 @@ class _Config:
         )
         if self.access_token_ttl is not None:
             env["DEVIDP_ACCESS_TOKEN_TTL"] = str(self.access_token_ttl)
+        if self.app_name:
+            env["DEVIDP_APP_NAME"] = self.app_name
         return env
 
 
@@ -244,10 +247,12 @@ def start_provider(
     test_controls: bool = False,
     access_token_ttl: int | None = None,
     host_name: str = "localhost",
+    app_name: str | None = None,
 ) -> RunningProvider:
     """Spawn ``node server.js`` and wait (at most 15 s) for its ready line.
 
     port=0 lets the server pick a free port; the returned object's .port/.endpoint tell which.
+    app_name is shown as "Sign in to <app_name>" (default "your app").
     Raises DevIdpError (with the process output) if it exits or is not ready in time.
     """
     config = _Config(
@@ -259,6 +264,7 @@ def start_provider(
         test_controls=test_controls,
         access_token_ttl=access_token_ttl,
         host_name=host_name,
+        app_name=app_name,
     )
     return RunningProvider(config, port)
 
@@ -277,8 +283,10 @@ def _terminate(process: subprocess.Popen[str], timeout: float = 5.0) -> None:
 _live: weakref.WeakSet[RunningProvider] = weakref.WeakSet()
 
 
-@atexit.register
 def _stop_all() -> None:
     for provider in list(_live):
         if hasattr(provider, "process"):
             provider.stop(timeout=2.0)
+
+
+atexit.register(_stop_all)

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from typing import Any
 import jwt
 import requests
 from logto import LogtoClient, LogtoConfig, LogtoException, Storage
+from logto.models.oidc import Scope
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from devidp import DEVIDP_DIR, RunningProvider, ensure_installed, start_provider  # noqa: E402
@@ -36,7 +38,7 @@ CLIENT_ID = "selfcheck-app"
 CLIENT_SECRET = "selfcheck-secret"
 REDIRECT_URI = "http://localhost:5000/callback"
 POST_LOGOUT_URI = "http://localhost:5000/"
-SCOPES = ["email", "identities", "custom_data", "roles"]
+SCOPES: list[str | Scope] = ["email", "identities", "custom_data", "roles"]
 ID_TOKEN_KEYS = {
     "sub", "name", "preferred_username", "picture", "updated_at", "username", "created_at",
     "email", "email_verified", "roles", "nonce", "aud", "exp", "iat", "iss",
@@ -208,7 +210,9 @@ async def check_full_sign_in(idp: RunningProvider) -> None:
 
     info = await client.fetchUserInfo()
     assert info.sub == claims["sub"]
+    assert info.identities is not None
     hf = info.identities["huggingface"]
+    assert hf.details is not None
     assert hf.details["rawData"]["preferred_username"] == "alice-hf"
     assert hf.details["id"] == hf.userId == hf.details["rawData"]["sub"]
     assert hf.details["name"] == "Alice Example" and hf.details["avatar"] is None
@@ -402,7 +406,7 @@ async def check_test_controls_off_and_bad_config(data_dir: Path) -> None:
     assert plain.process.returncode == 0, "SIGTERM should exit 0"
 
     result = subprocess.run(["node", "server.js"], cwd=DEVIDP_DIR, capture_output=True, text=True, timeout=15,
-                            env={"PATH": subprocess.os.environ["PATH"], "DEVIDP_DATA_DIR": str(data_dir / "bad")})
+                            env={"PATH": os.environ["PATH"], "DEVIDP_DATA_DIR": str(data_dir / "bad")})
     assert result.returncode == 2, result
     assert result.stderr.strip().count("\n") == 0 and "DEVIDP_CLIENT_ID" in result.stderr, result.stderr
 

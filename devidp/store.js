@@ -1,7 +1,7 @@
 // store.js — everything devidp keeps in DEVIDP_DATA_DIR.
 //   keys.json      signing keys (EC P-384 JWKs, first = current) and cookie-signing keys
 //   accounts.json  the simulated Logto users (one per Hugging Face username)
-//   oidc.json      the oidc-provider adapter store (sessions, grants, tokens, interactions)
+//   oidc/<Model>/<id>.json  the oidc-provider adapter store (sessions, grants, tokens, ...)
 // Every change is written at once, synchronously, via temp file + rename, so a SIGTERM or
 // crash never loses or half-writes state.
 
@@ -25,7 +25,7 @@ export function readJson(file, fallback) {
 }
 
 export function writeJsonAtomic(file, value, { pretty = true } = {}) {
-  const tmp = `${file}.${process.pid}.tmp`;
+  const tmp = `${file}.${process.pid}.tmp`; // same directory, so rename is atomic
   fs.writeFileSync(tmp, JSON.stringify(value, null, pretty ? 1 : undefined), { mode: 0o600 });
   fs.renameSync(tmp, file);
 }
@@ -141,58 +141,100 @@ const GRANTABLE = new Set([
   'AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode',
   'BackchannelAuthenticationRequest', 'PreAuthorizedCode',
 ]);
+const SAFE_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
-/** All adapter records: { [model]: { [id]: { payload, expiresAt (ms) | null } } }. */
+/**
+ * The oidc-provider adapter store: one file per record, oidc/<Model>/<id>.json holding
+ * { id, payload, expiresAt (ms) | null }, so each change rewrites one small file.
+ * All records are also kept in memory (loaded at start-up); expired ones are swept.
+ */
 export class OidcStore {
   constructor(dataDir) {
-    this.file = path.join(dataDir, 'oidc.json');
-    this.models = readJson(this.file, {});
-  }
-
-  save() {
-    const now = Date.now();
-    for (const records of Object.values(this.models)) {
-      for (const [id, { expiresAt }] of Object.entries(records)) {
-        if (expiresAt !== null && expiresAt <= now) delete records[id];
+    this.dir = path.join(dataDir, 'oidc');
+    this.models = new Map(); // model -> Map(id -> record)
+    this.writes = 0;
+    fs.mkdirSync(this.dir, { recursive: true });
+    for (const model of fs.readdirSync(this.dir)) {
+      const modelDir = path.join(this.dir, model);
+      if (!fs.statSync(modelDir).isDirectory()) continue;
+      for (const name of fs.readdirSync(modelDir)) {
+        if (!name.endsWith('.json')) { fs.rmSync(path.join(modelDir, name), { force: true }); continue; } // stale temp file
+        const record = readJson(path.join(modelDir, name), null);
+        if (record) this.records(model).set(record.id, record);
       }
     }
-    writeJsonAtomic(this.file, this.models, { pretty: false }); // rewritten on every change: keep it small
+    this.sweep();
   }
 
   records(model) {
-    this.models[model] ??= {};
-    return this.models[model];
+    if (!this.models.has(model)) this.models.set(model, new Map());
+    return this.models.get(model);
   }
 
-  /** Live [id, payload] pairs of one model. */
+  file(model, id) {
+    const name = SAFE_ID.test(id) ? id : `h-${crypto.createHash('sha256').update(id).digest('hex')}`;
+    return path.join(this.dir, model, `${name}.json`);
+  }
+
+  put(model, record) {
+    fs.mkdirSync(path.join(this.dir, model), { recursive: true });
+    writeJsonAtomic(this.file(model, record.id), record, { pretty: false });
+    this.records(model).set(record.id, record);
+    if (++this.writes % 200 === 0) this.sweep();
+  }
+
+  remove(model, id) {
+    if (this.records(model).delete(id)) fs.rmSync(this.file(model, id), { force: true });
+  }
+
+  /** Live record or undefined. */
+  get(model, id) {
+    const record = this.records(model).get(id);
+    if (!record || (record.expiresAt !== null && record.expiresAt <= Date.now())) return undefined;
+    return record;
+  }
+
+  /** Live payloads of one model. */
   *live(model) {
+    for (const id of this.records(model).keys()) {
+      const record = this.get(model, id);
+      if (record) yield record.payload;
+    }
+  }
+
+  sweep() {
     const now = Date.now();
-    for (const [id, { payload, expiresAt }] of Object.entries(this.records(model))) {
-      if (expiresAt === null || expiresAt > now) yield [id, payload];
+    for (const [model, records] of this.models) {
+      for (const [id, { expiresAt }] of records) {
+        if (expiresAt !== null && expiresAt <= now) this.remove(model, id);
+      }
+    }
+  }
+
+  deleteWhere(model, predicate) {
+    for (const [id, { payload }] of this.records(model)) {
+      if (predicate(payload)) this.remove(model, id);
     }
   }
 
   /** Remove every grant of an account and every token issued under them. */
   revokeAccount(accountId) {
-    const grantIds = [...this.live('Grant')].filter(([, p]) => p.accountId === accountId).map(([id]) => id);
+    const grantIds = [...this.records('Grant').values()]
+      .filter(({ payload }) => payload.accountId === accountId).map(({ id }) => id);
     for (const grantId of grantIds) {
       for (const model of GRANTABLE) this.deleteWhere(model, (p) => p.grantId === grantId);
-      delete this.records('Grant')[grantId];
+      this.remove('Grant', grantId);
     }
-    this.save();
     return grantIds.length;
   }
 
-  deleteWhere(model, predicate) {
-    const records = this.records(model);
-    for (const [id, { payload }] of Object.entries(records)) {
-      if (predicate(payload)) delete records[id];
-    }
-  }
-
-  /** The adapter factory oidc-provider wants: `new Adapter(modelName)`. */
+  /** The adapter class oidc-provider instantiates per model: `new Adapter(modelName)`. */
   adapterClass() {
     const store = this;
+    const find = (model, predicate) => {
+      for (const payload of store.live(model)) if (predicate(payload)) return structuredClone(payload);
+      return undefined;
+    };
     return class FileAdapter {
       constructor(model) {
         this.model = model;
@@ -200,46 +242,33 @@ export class OidcStore {
 
       async upsert(id, payload, expiresIn) {
         const expiresAt = typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : null;
-        store.records(this.model)[id] = { payload: structuredClone(payload), expiresAt };
-        store.save();
+        store.put(this.model, { id, payload: structuredClone(payload), expiresAt });
       }
 
       async find(id) {
-        const record = store.records(this.model)[id];
-        if (!record || (record.expiresAt !== null && record.expiresAt <= Date.now())) return undefined;
-        return structuredClone(record.payload);
+        const record = store.get(this.model, id);
+        return record && structuredClone(record.payload);
       }
 
       async findByUid(uid) {
-        for (const [, payload] of store.live(this.model)) {
-          if (payload.uid === uid) return structuredClone(payload);
-        }
-        return undefined;
+        return find(this.model, (p) => p.uid === uid);
       }
 
       async findByUserCode(userCode) {
-        for (const [, payload] of store.live(this.model)) {
-          if (payload.userCode === userCode) return structuredClone(payload);
-        }
-        return undefined;
+        return find(this.model, (p) => p.userCode === userCode);
       }
 
       async consume(id) {
-        const record = store.records(this.model)[id];
-        if (record) {
-          record.payload.consumed = epoch();
-          store.save();
-        }
+        const record = store.get(this.model, id);
+        if (record) store.put(this.model, { ...record, payload: { ...record.payload, consumed: epoch() } });
       }
 
       async destroy(id) {
-        delete store.records(this.model)[id];
-        store.save();
+        store.remove(this.model, id);
       }
 
       async revokeByGrantId(grantId) {
         store.deleteWhere(this.model, (p) => p.grantId === grantId);
-        store.save();
       }
     };
   }

@@ -1,0 +1,596 @@
+"""`flask logto setup` / `flask logto doctor` against a local stand-in for Logto's Management API.
+
+The stand-in (`FakeLogto`) keeps a little state (apps, connectors, sign-in experience) so that a second run really
+sees what the first one made, and answers with the replies recorded from a real Logto OSS 1.42
+(`tests/fixtures/logto/*.json`, trimmed copies: long connector texts and logos dropped; the M2M token's values are
+made up, only its keys were recorded). Every request is logged, and the tests assert the exact calls.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import stat
+import time
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import werkzeug.serving
+from click.testing import CliRunner, Result
+from dotenv import dotenv_values
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from logto_admin import env_file_changes, logto_cli, wanted_scope, write_env_file
+from logto_api import management_resource
+
+FIXTURES = Path(__file__).parent / "fixtures" / "logto"
+RECORDED_ENDPOINT = "http://localhost:3001"
+M2M_ID, M2M_SECRET = "m2m-app-id", "m2m-app-secret-value"
+APP_SECRET = "new-app-secret-0123456789abcdef"  # the fake's value for the recorded "<app-secret>"
+HF_ID, HF_SECRET = "hf-client-id", "hf-client-secret-value"
+STRONG_KEY = "0123456789abcdef" * 4
+SETTINGS = (
+    "LOGTO_ENDPOINT", "LOGTO_APP_ID", "LOGTO_APP_SECRET", "LOGTO_M2M_APP_ID", "LOGTO_M2M_APP_SECRET",
+    "LOGTO_MANAGEMENT_RESOURCE", "APP_BASE_URL", "FLASK_SECRET_KEY", "APP_DATA_DIR", "LOGTO_DIRECT_SIGN_IN",
+    "HF_CLIENT_ID", "HF_CLIENT_SECRET",
+)
+
+
+def recorded(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def body(name: str) -> Any:
+    return copy.deepcopy(recorded(name)["body"])
+
+
+def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(payload), status=status, content_type="application/json", headers=headers)
+
+
+class FakeLogto:
+    """Logto's token endpoint, discovery, authorize check and the Management API calls setup/doctor make."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.endpoint = server.url_for("").rstrip("/")
+        self.token = body("m2m-token")["access_token"]
+        self.apps: dict[str, dict] = {}
+        self.secrets: dict[str, list[dict]] = {}
+        self.connectors: list[dict] = []
+        self.experience: dict = body("sign-in-exp")
+        self.fail_next: dict[tuple[str, str], tuple[int, Any]] = {}  # (method, path) → (status, body)
+        server.expect_request(re.compile(".*")).respond_with_handler(self.handle)
+
+    # Tenant contents taken from the recordings.
+    def add_recorded_app(self, **changes: Any) -> dict:
+        app = {**body("application"), **changes}
+        self.apps[app["id"]] = app
+        self.secrets[app["id"]] = [{**s, "applicationId": app["id"], "value": APP_SECRET} for s in body("application-secrets")]
+        return app
+
+    def add_recorded_connector(self, **config: str) -> dict:
+        connector = body("connectors")[0]
+        connector["config"].update(config)
+        self.connectors.append(connector)
+        return connector
+
+    @property
+    def calls(self) -> list[tuple[str, str, Any]]:
+        """Every request as (method, path?query, JSON or form body)."""
+        result = []
+        for request, _ in self.server.log:
+            query = request.query_string.decode()
+            path = request.path + (f"?{query}" if query else "")
+            data = request.get_json(silent=True) if request.is_json else (dict(request.form) or None)
+            result.append((request.method, path, data))
+        return result
+
+    def api_calls(self) -> list[tuple[str, str, Any]]:
+        return [call for call in self.calls if call[1].startswith("/api/")]
+
+    def handle(self, request: Request) -> Response:
+        if request.path.endswith("/oidc/.well-known/openid-configuration"):
+            text = json.dumps(body("discovery")).replace(RECORDED_ENDPOINT, self.endpoint)
+            return Response(text, content_type="application/json")
+        if request.path == "/oidc/token":
+            return self.token_endpoint(request)
+        if request.path == "/oidc/auth":
+            return self.authorize(request)
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return json_response(401, body("error-401-bad-token"))
+        failure = self.fail_next.pop((request.method, request.path), None)
+        if failure:
+            return json_response(*failure)
+        return self.management_api(request)
+
+    def token_endpoint(self, request: Request) -> Response:
+        auth = request.authorization
+        good = (
+            auth is not None and (auth.username, auth.password) == (M2M_ID, M2M_SECRET)
+            and request.form.get("grant_type") == "client_credentials" and request.form.get("scope") == "all"
+        )
+        return json_response(200, body("m2m-token")) if good else json_response(401, body("error-401-invalid-client"))
+
+    def authorize(self, request: Request) -> Response:
+        app = self.apps.get(request.args.get("client_id", ""))
+        if app is None:
+            return json_response(400, {"code": "oidc.invalid_client", "message": "client is invalid", "error": "invalid_client"})
+        if request.args.get("redirect_uri") not in app["oidcClientMetadata"]["redirectUris"]:
+            return json_response(400, body("error-400-invalid-redirect-uri"))
+        return Response("", status=303, headers={"Location": f"/sign-in?app_id={app['id']}"})
+
+    def management_api(self, request: Request) -> Response:  # noqa: C901 - one branch per route
+        method, path, data = request.method, request.path, request.get_json(silent=True)
+        parts = path.strip("/").split("/")[1:]  # after "api"
+        if parts == ["applications"] and method == "GET":
+            kind = request.args.get("types")
+            return json_response(200, [a for a in self.apps.values() if kind in (None, a["type"])])
+        if parts == ["applications"] and method == "POST":
+            app = {**body("application-created"), "name": data["name"], "type": data["type"]}
+            app["oidcClientMetadata"] = data["oidcClientMetadata"]
+            self.apps[app["id"]] = app
+            self.secrets[app["id"]] = [{**s, "applicationId": app["id"], "value": APP_SECRET} for s in body("application-secrets")]
+            return json_response(200, app)
+        if parts[:1] == ["applications"] and parts[1] not in self.apps:
+            error = body("error-404-application")
+            error["message"] = error["message"].replace("does-not-exist", parts[1])
+            return json_response(404, error)
+        if parts[:1] == ["applications"] and len(parts) == 3 and parts[2] == "secrets":
+            return json_response(200, self.secrets[parts[1]])
+        if parts[:1] == ["applications"] and method == "PATCH":
+            app = self.apps[parts[1]]
+            app["oidcClientMetadata"] = {**app["oidcClientMetadata"], **data["oidcClientMetadata"]}
+            return json_response(200, app)
+        if parts[:1] == ["applications"]:
+            return json_response(200, self.apps[parts[1]])
+        if parts == ["connectors"] and method == "GET":
+            return json_response(200, self.connectors)
+        if parts == ["connectors"] and method == "POST":
+            if any(c["connectorId"] == data["connectorId"] for c in self.connectors):
+                return json_response(422, body("error-422-duplicate-connector"))
+            connector = {**body("connectors")[0], "config": data["config"]}
+            self.connectors.append(connector)
+            return json_response(200, connector)
+        if parts[:1] == ["connectors"] and method == "PATCH":
+            connector = next(c for c in self.connectors if c["id"] == parts[1])
+            connector["config"] = data["config"]
+            return json_response(200, connector)
+        if parts == ["sign-in-exp"] and method == "PATCH":
+            self.experience.update(data)
+        if parts == ["sign-in-exp"]:
+            return json_response(200, self.experience)
+        return json_response(404, {"code": "test.not_faked", "message": f"{method} {path} is not faked"})
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[HTTPServer]:
+    http = HTTPServer(host="127.0.0.1", port=0)
+    http.start()
+    yield http
+    http.stop()
+
+
+@pytest.fixture
+def fake(server: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLogto]:
+    server.clear()
+    monkeypatch.chdir(tmp_path)  # --write-env edits ./.env
+    yield FakeLogto(server)
+    server.clear()
+
+
+def make_env(fake: FakeLogto, tmp_path: Path, **settings: str | None) -> dict[str, str | None]:
+    """Every setting the commands read, explicitly (None unsets it, whatever the outer environment holds)."""
+    env: dict[str, str | None] = dict.fromkeys(SETTINGS)
+    env.update(
+        LOGTO_ENDPOINT=fake.endpoint,
+        LOGTO_M2M_APP_ID=M2M_ID,
+        LOGTO_M2M_APP_SECRET=M2M_SECRET,
+        APP_DATA_DIR=str(tmp_path / "data"),
+    )
+    env.update(settings)
+    return env
+
+
+def run(args: list[str], env: dict[str, str | None]) -> Result:
+    return CliRunner().invoke(logto_cli, args, env=env)
+
+
+def token_call(resource: str = "https://default.logto.app/api") -> tuple[str, str, Any]:
+    return ("POST", "/oidc/token", {"grant_type": "client_credentials", "resource": resource, "scope": "all"})
+
+
+SETUP_ARGS = ["setup", "--hf-client-id", HF_ID, "--hf-client-secret", HF_SECRET]
+NEW_APP_ID = recorded("application-created")["body"]["id"]
+CONNECTOR_ID = recorded("connectors")["body"][0]["id"]
+SOCIAL_ONLY = {"identifiers": [], "password": False, "verify": False}
+
+
+# setup
+
+
+def test_first_run_creates_everything_and_second_run_changes_nothing(fake: FakeLogto, tmp_path: Path) -> None:
+    fake.experience["socialSignInConnectorTargets"] = ["github"]
+    env = make_env(fake, tmp_path)
+    Path(".env").write_text("# my settings\nexport SOME_SETTING=keep-me\nLOGTO_APP_ID=\n")
+
+    first = run([*SETUP_ARGS, "--social-only-sign-up", "--write-env"], env)
+
+    assert first.exit_code == 0, first.output
+    metadata = {"redirectUris": ["http://localhost:3000/callback"], "postLogoutRedirectUris": ["http://localhost:3000/"]}
+    hf_config = {"clientId": HF_ID, "clientSecret": HF_SECRET, "scope": "profile email"}
+    assert fake.calls == [
+        token_call(),
+        ("GET", "/api/applications?types=Traditional", None),
+        ("GET", "/api/connectors", None),
+        ("GET", "/api/sign-in-exp", None),
+        ("POST", "/api/applications", {"name": "Flask site", "type": "Traditional", "oidcClientMetadata": metadata}),
+        ("POST", "/api/connectors", {"connectorId": "huggingface-universal", "config": hf_config}),
+        ("PATCH", "/api/sign-in-exp", {"socialSignInConnectorTargets": ["github", "huggingface"], "signUp": SOCIAL_ONLY}),
+        ("GET", f"/api/applications/{NEW_APP_ID}/secrets", None),
+    ]
+    assert f"App id: {NEW_APP_ID}" in first.output
+    assert f"{fake.endpoint}/callback/{CONNECTOR_ID}" in first.output
+    assert APP_SECRET not in first.output and HF_SECRET not in first.output and M2M_SECRET not in first.output
+    dotenv = Path(".env")
+    assert dotenv_values(dotenv) == {
+        "SOME_SETTING": "keep-me", "LOGTO_APP_ID": NEW_APP_ID, "LOGTO_APP_SECRET": APP_SECRET,
+    }
+    assert dotenv.read_text() == (
+        f"# my settings\nexport SOME_SETTING=keep-me\nLOGTO_APP_ID={NEW_APP_ID}\nLOGTO_APP_SECRET={APP_SECRET}\n"
+    )
+    assert stat.S_IMODE(dotenv.stat().st_mode) == 0o600
+
+    fake.server.clear_log()
+    second = run([*SETUP_ARGS, "--social-only-sign-up", "--write-env"], {**env, **dotenv_values(dotenv)})
+
+    assert second.exit_code == 0, second.output
+    assert fake.calls == [
+        token_call(),
+        ("GET", f"/api/applications/{NEW_APP_ID}", None),
+        ("GET", "/api/connectors", None),
+        ("GET", "/api/sign-in-exp", None),
+        ("GET", f"/api/applications/{NEW_APP_ID}/secrets", None),
+    ]
+    assert "Nothing to change" in second.output
+    assert ".env already has" in second.output
+
+
+def test_without_app_id_a_second_run_finds_the_app_by_name(fake: FakeLogto, tmp_path: Path) -> None:
+    env = make_env(fake, tmp_path)
+    assert run(SETUP_ARGS, env).exit_code == 0
+    fake.server.clear_log()
+
+    again = run(SETUP_ARGS, env)
+
+    assert again.exit_code == 0, again.output
+    assert [call for call in fake.api_calls() if call[0] != "GET"] == []
+    assert "Nothing to change" in again.output
+    assert f"Set LOGTO_APP_ID={NEW_APP_ID}" in again.output
+    assert len(fake.apps) == 1
+
+
+def test_existing_uris_targets_and_scopes_survive(fake: FakeLogto, tmp_path: Path) -> None:
+    app = fake.add_recorded_app()
+    fake.add_recorded_connector(clientSecret="old-secret", scope="openid")
+    fake.experience["socialSignInConnectorTargets"] = ["github", "google"]
+    env = make_env(fake, tmp_path, LOGTO_APP_ID=app["id"], APP_BASE_URL="https://me-site.hf.space")
+
+    result = run(SETUP_ARGS, env)
+
+    assert result.exit_code == 0, result.output
+    assert fake.api_calls() == [
+        ("GET", f"/api/applications/{app['id']}", None),
+        ("GET", "/api/connectors", None),
+        ("GET", "/api/sign-in-exp", None),
+        ("PATCH", f"/api/applications/{app['id']}", {"oidcClientMetadata": {
+            "redirectUris": ["http://localhost:3000/callback", "https://me-site.hf.space/callback"],
+            "postLogoutRedirectUris": ["http://localhost:3000/", "https://me-site.hf.space/"],
+        }}),
+        ("PATCH", f"/api/connectors/{CONNECTOR_ID}", {"config": {
+            "scope": "openid profile email", "clientId": HF_ID, "clientSecret": HF_SECRET,
+        }}),
+        ("PATCH", "/api/sign-in-exp", {"socialSignInConnectorTargets": ["github", "google", "huggingface"]}),
+    ]
+    assert "new clientSecret" in result.output and HF_SECRET not in result.output and "old-secret" not in result.output
+    assert fake.experience["signUp"] == {"identifiers": ["username"], "password": True, "verify": False}
+
+
+def test_dry_run_sends_no_writes(fake: FakeLogto, tmp_path: Path) -> None:
+    fake.add_recorded_app(oidcClientMetadata={"redirectUris": [], "postLogoutRedirectUris": []})
+    fake.experience["socialSignInConnectorTargets"] = []
+    env = make_env(fake, tmp_path, LOGTO_APP_ID="o9qlze1wvcp8lf0ua2f2j")
+
+    result = run([*SETUP_ARGS, "--social-only-sign-up", "--write-env", "--dry-run"], env)
+
+    assert result.exit_code == 0, result.output
+    assert {method for method, _, _ in fake.api_calls()} == {"GET"}
+    assert "+ create Hugging Face connector" in result.output
+    assert '~ sign-in experience: add "huggingface" to social sign-in; sign-up identifiers: none' in result.output
+    assert "Dry run: nothing was changed" in result.output
+    assert not Path(".env").exists()
+    assert fake.connectors == [] and fake.experience["socialSignInConnectorTargets"] == []
+
+
+def test_bad_token_is_one_line_with_status_code_and_message(fake: FakeLogto, tmp_path: Path) -> None:
+    fake.token = "a-token-logto-does-not-accept"  # the fake now hands out a token it does not accept
+    env = make_env(fake, tmp_path)
+
+    result = run(SETUP_ARGS, env)
+
+    assert result.exit_code == 1
+    assert result.stdout.count("\n") == 2  # the two header lines; nothing after the failure
+    error_lines = result.stderr.strip().splitlines()
+    assert len(error_lines) == 1
+    assert "401" in error_lines[0] and "auth.unauthorized" in error_lines[0]
+    assert "Unauthorized. Please check credentials and its scope." in error_lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_wrong_m2m_secret_is_one_line(fake: FakeLogto, tmp_path: Path) -> None:
+    result = run(SETUP_ARGS, make_env(fake, tmp_path, LOGTO_M2M_APP_SECRET="wrong"))
+
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: Management API token (POST /oidc/token) failed: 401 oidc.invalid_client: "
+        "An OIDC error occurred: oidc.invalid_client. (fix: check LOGTO_M2M_APP_ID and LOGTO_M2M_APP_SECRET)"
+    ]
+    assert "wrong" not in result.output
+
+
+def test_duplicate_connector_422_is_one_line(fake: FakeLogto, tmp_path: Path) -> None:
+    fake.fail_next[("POST", "/api/connectors")] = (422, body("error-422-duplicate-connector"))
+
+    result = run(SETUP_ARGS, make_env(fake, tmp_path))
+
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: POST /api/connectors failed: 422 connector.multiple_instances_not_supported: "
+        "Can not create multiple instance with picked standard connector."
+    ]
+    assert "Traceback" not in result.output
+
+
+def test_unknown_app_id_names_the_setting(fake: FakeLogto, tmp_path: Path) -> None:
+    result = run(SETUP_ARGS, make_env(fake, tmp_path, LOGTO_APP_ID="does-not-exist"))
+
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert "404 entity.not_exists_with_id" in line and "LOGTO_APP_ID=does-not-exist" in line
+    assert "\n" not in line
+
+
+def test_missing_hf_credentials_stop_before_any_write(fake: FakeLogto, tmp_path: Path) -> None:
+    result = run(["setup"], make_env(fake, tmp_path))
+
+    assert result.exit_code == 2
+    assert "--hf-client-id" in result.stderr and "HF_CLIENT_ID" in result.stderr
+    assert {method for method, _, _ in fake.api_calls()} == {"GET"}
+
+
+def test_hf_credentials_from_the_environment(fake: FakeLogto, tmp_path: Path) -> None:
+    result = run(["setup"], make_env(fake, tmp_path, HF_CLIENT_ID=HF_ID, HF_CLIENT_SECRET=HF_SECRET))
+
+    assert result.exit_code == 0, result.output
+    assert fake.connectors[0]["config"] == {"clientId": HF_ID, "clientSecret": HF_SECRET, "scope": "profile email"}
+
+
+def test_show_secret_prints_the_app_secret_only_when_asked(fake: FakeLogto, tmp_path: Path) -> None:
+    env = make_env(fake, tmp_path)
+    assert APP_SECRET not in run(SETUP_ARGS, env).output
+    assert f"App secret: {APP_SECRET}" in run([*SETUP_ARGS, "--show-secret"], env).output
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"LOGTO_ENDPOINT": None}, "LOGTO_ENDPOINT is missing"),
+        ({"LOGTO_ENDPOINT": "https://abc123.logto.app/oidc"}, "ends with /oidc"),
+        ({"LOGTO_M2M_APP_SECRET": None}, "LOGTO_M2M_APP_ID and LOGTO_M2M_APP_SECRET are needed"),
+        ({"APP_BASE_URL": "http://me-site.hf.space"}, "must use https"),
+    ],
+)
+def test_setting_mistakes_exit_2_with_one_line(
+    fake: FakeLogto, tmp_path: Path, settings: dict[str, str | None], message: str
+) -> None:
+    result = run(SETUP_ARGS, make_env(fake, tmp_path, **settings))
+
+    assert result.exit_code == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert fake.calls == []
+
+
+def test_management_resource_detection() -> None:
+    assert management_resource("https://abc123.logto.app") == "https://abc123.logto.app/api"
+    assert management_resource("https://auth.example.com") == "https://default.logto.app/api"
+    assert management_resource("http://localhost:3001") == "https://default.logto.app/api"
+    assert management_resource("https://auth.example.com", "https://abc123.logto.app/api/") == "https://abc123.logto.app/api"
+
+
+def test_cloud_resource_override_is_sent(fake: FakeLogto, tmp_path: Path) -> None:
+    run(SETUP_ARGS, make_env(fake, tmp_path, LOGTO_MANAGEMENT_RESOURCE="https://abc123.logto.app/api"))
+
+    assert fake.calls[0] == token_call("https://abc123.logto.app/api")
+
+
+def test_wanted_scope_adds_only_what_is_missing() -> None:
+    assert wanted_scope("") == "profile email"
+    assert wanted_scope("openid profile email") == "openid profile email"
+    assert wanted_scope("profile") == "profile email"
+
+
+def test_write_env_file_updates_in_place(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_text('A=1\nLOGTO_APP_ID=old\n# comment\nexport LOGTO_APP_SECRET="old secret"\n')
+    path.chmod(0o644)
+    values = {"LOGTO_APP_ID": "new", "LOGTO_APP_SECRET": "has space", "EXTRA": "e"}
+
+    assert env_file_changes(path, values) == ["LOGTO_APP_ID", "LOGTO_APP_SECRET", "EXTRA"]
+    write_env_file(path, values)
+
+    assert path.read_text() == 'A=1\nLOGTO_APP_ID=new\n# comment\nexport LOGTO_APP_SECRET="has space"\nEXTRA=e\n'
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert env_file_changes(path, values) == []
+
+
+# doctor
+
+
+def healthy_tenant(fake: FakeLogto, tmp_path: Path, **settings: str | None) -> dict[str, str | None]:
+    app = fake.add_recorded_app()
+    fake.add_recorded_connector()
+    fake.experience["signUp"] = dict(SOCIAL_ONLY)
+    return make_env(fake, tmp_path, **{"LOGTO_APP_ID": app["id"], "LOGTO_APP_SECRET": APP_SECRET, **settings})
+
+
+def failures(output: str) -> list[tuple[str, str]]:
+    """Each ✗ line with the line after it (which must be its fix)."""
+    lines = output.splitlines()
+    return [(line, lines[i + 1] if i + 1 < len(lines) else "") for i, line in enumerate(lines) if line.startswith("✗")]
+
+
+def test_doctor_all_good(fake: FakeLogto, tmp_path: Path) -> None:
+    result = run(["doctor"], healthy_tenant(fake, tmp_path))
+
+    assert result.exit_code == 0, result.output
+    assert failures(result.output) == []
+    assert f"✓ Logto endpoint {fake.endpoint} reachable, issuer {fake.endpoint}/oidc" in result.output
+    assert "✓ redirect URI http://localhost:3000/callback is registered" in result.output
+    assert "✓ LOGTO_APP_SECRET is one of the app's current secrets" in result.output
+    assert "✓ LOGTO_DIRECT_SIGN_IN=social:huggingface names an existing connector" in result.output
+    assert "No problems found" in result.output
+    assert {method for method, _, _ in fake.api_calls()} == {"GET"}
+
+
+def test_doctor_reports_each_problem_with_its_fix(fake: FakeLogto, tmp_path: Path) -> None:
+    env = healthy_tenant(
+        fake, tmp_path,
+        APP_BASE_URL="https://me-site.hf.space", FLASK_SECRET_KEY="short",
+        LOGTO_DIRECT_SIGN_IN="social:github", LOGTO_APP_SECRET="stale-secret",
+    )
+    fake.experience["socialSignInConnectorTargets"] = []
+    fake.experience["signUp"] = {"identifiers": ["username"], "password": True, "verify": False}
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "sessions").write_text("not a directory")
+
+    result = run(["doctor"], env)
+
+    assert result.exit_code == 1
+    found = failures(result.output)
+    expected = [
+        ("FLASK_SECRET_KEY is too short", "make one with: python -c"),
+        ("session store", "set APP_DATA_DIR"),
+        ("redirect URI https://me-site.hf.space/callback is not registered", "logto setup"),
+        ("post sign-out URI https://me-site.hf.space/ is not registered", "Post sign-out redirect URIs"),
+        ("LOGTO_APP_SECRET is not one of the app's current secrets", "App secrets"),
+        ('"huggingface" is not in the sign-in experience', "Social sign-in"),
+        ("LOGTO_DIRECT_SIGN_IN=social:github: no connector has target 'github'", "LOGTO_DIRECT_SIGN_IN=social:huggingface"),
+    ]
+    assert len(found) == len(expected), result.output
+    for (line, fix), (problem, hint) in zip(found, expected):
+        assert problem in line
+        assert fix.startswith("    fix: ") and hint in fix
+    assert "! sign-up asks for a username" in result.output
+    assert "--social-only-sign-up" in result.output
+    assert "stale-secret" not in result.output and APP_SECRET not in result.output
+
+
+def test_doctor_wrong_issuer(fake: FakeLogto, tmp_path: Path) -> None:
+    env = make_env(fake, tmp_path, LOGTO_ENDPOINT=f"{fake.endpoint}/tenant", LOGTO_M2M_APP_ID=None)
+
+    result = run(["doctor"], env)
+
+    assert result.exit_code == 1
+    found = dict(failures(result.output))
+    issuer_line = f"✗ discovery issuer is {fake.endpoint}/oidc, expected {fake.endpoint}/tenant/oidc"
+    assert found[issuer_line] == f"    fix: set LOGTO_ENDPOINT={fake.endpoint}"
+
+
+def test_doctor_unknown_app_id(fake: FakeLogto, tmp_path: Path) -> None:
+    fake.add_recorded_connector()
+
+    result = run(["doctor"], make_env(fake, tmp_path, LOGTO_APP_ID="does-not-exist"))
+
+    assert result.exit_code == 1
+    line, fix = failures(result.output)[0]
+    assert line == (
+        "✗ LOGTO_APP_ID=does-not-exist does not exist in this tenant "
+        "(The applications with ID `does-not-exist` does not exist.)"
+    )
+    assert "--write-env" in fix
+
+
+def test_doctor_without_m2m_says_what_it_skipped(fake: FakeLogto, tmp_path: Path) -> None:
+    app = fake.add_recorded_app()
+    env = make_env(
+        fake, tmp_path, LOGTO_M2M_APP_ID=None, LOGTO_M2M_APP_SECRET=None,
+        LOGTO_APP_ID=app["id"], APP_BASE_URL="https://me-site.hf.space", FLASK_SECRET_KEY=STRONG_KEY,
+    )
+
+    result = run(["doctor"], env)
+
+    assert fake.api_calls() == []
+    assert "- skipped: LOGTO_APP_ID exists and is a Traditional web app (needs LOGTO_M2M_APP_ID" in result.output
+    assert "- skipped: the Hugging Face connector exists and is in the sign-in experience" in result.output
+    assert "- skipped: sign-up does not ask Hugging Face users for a username" in result.output
+    assert "- skipped: LOGTO_DIRECT_SIGN_IN=social:huggingface: whether that connector target exists" in result.output
+    assert "Set LOGTO_M2M_APP_ID and LOGTO_M2M_APP_SECRET to run the skipped checks" in result.output
+    # what it can check without them: the authorize endpoint rejects our redirect URI
+    (line, fix), = failures(result.output)
+    assert line.startswith(f"✗ Logto rejects redirect URI https://me-site.hf.space/callback for app {app['id']}")
+    assert "Redirect URIs" in fix
+    assert result.exit_code == 1
+
+
+def test_doctor_warns_about_clock_skew(fake: FakeLogto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    two_minutes_ahead = formatdate(time.time() + 120, usegmt=True)
+    monkeypatch.setattr(werkzeug.serving.WSGIRequestHandler, "date_time_string", lambda self, *a: two_minutes_ahead)
+
+    result = run(["doctor"], healthy_tenant(fake, tmp_path))
+
+    warning = next(line for line in result.output.splitlines() if line.startswith("!"))
+    assert re.fullmatch(r"! this machine's clock is 1(19|20|21) s behind Logto's .*", warning), warning
+    assert "fix: sync the clock" in result.output
+    assert result.exit_code == 0, result.output  # a warning, not a failure
+
+
+def test_doctor_clock_in_sync(fake: FakeLogto, tmp_path: Path) -> None:
+    result = run(["doctor"], healthy_tenant(fake, tmp_path))
+
+    assert re.search(r"^✓ clock within 30 s of Logto's \([+-][01] s\)$", result.output, re.MULTILINE), result.output
+
+
+def test_doctor_unreachable_endpoint(tmp_path: Path) -> None:
+    env = {name: None for name in SETTINGS}
+    env.update(LOGTO_ENDPOINT="http://127.0.0.1:9", APP_DATA_DIR=str(tmp_path))
+
+    result = run(["doctor"], env)
+
+    assert result.exit_code == 1
+    (line, fix), = failures(result.output)
+    assert line.startswith("✗ Logto endpoint http://127.0.0.1:9 is not reachable")
+    assert "LOGTO_ENDPOINT" in fix
+    assert "Traceback" not in result.output
+
+
+def test_doctor_bad_m2m_credentials_skip_the_tenant_checks(fake: FakeLogto, tmp_path: Path) -> None:
+    env = healthy_tenant(fake, tmp_path, LOGTO_M2M_APP_SECRET="wrong")
+
+    result = run(["doctor"], env)
+
+    assert result.exit_code == 1
+    (line, fix), = failures(result.output)
+    assert "401 oidc.invalid_client" in line
+    assert "LOGTO_M2M_APP_ID and LOGTO_M2M_APP_SECRET" in fix
+    assert "- skipped: the Hugging Face connector exists and is in the sign-in experience (the Management API is not usable)" in result.output
+
+
+def test_fixtures_do_not_need_the_reference_folder() -> None:
+    for path in FIXTURES.glob("*.json"):
+        assert "shared/" not in path.read_text(), path
+    assert os.path.isdir(FIXTURES)

@@ -1,0 +1,139 @@
+"""A session from start to end: refresh, revoked sign-in, a new sign-in's clean slate, headers, logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+import pytest
+import requests
+
+from conftest import Stack, follow_to_callback, forms_in, sign_in, start_sign_in
+
+
+def stored_session(stack: Stack, http: requests.Session) -> dict:
+    """What the server keeps for this browser (the test looks; the browser never can)."""
+    interface = stack.app.session_interface
+    sid = http.cookies.get("site_session")
+    return (interface.cache.get(interface.key_prefix + sid) if sid else None) or {}
+
+
+def token_values(session_data: dict) -> set[str]:
+    values = {session_data.get("logto.idToken"), session_data.get("logto.refreshToken")}
+    access_map = session_data.get("logto.accessTokenMap")
+    if access_map:
+        values |= {entry["token"] for entry in json.loads(access_map)["x"].values()}
+    return {value for value in values if value}
+
+
+@pytest.fixture(scope="module")
+def short_tokens(tmp_path_factory):
+    """Access tokens the SDK always considers expired (it subtracts 60 s from 30 s): every /profile refreshes."""
+    from conftest import start_stack
+
+    running = start_stack(tmp_path_factory.mktemp("short"), access_token_ttl=30)
+    yield running
+    running.stop()
+
+
+def test_profile_refreshes_and_stores_the_rotated_refresh_token(short_tokens: Stack):
+    http = requests.Session()
+    sign_in(short_tokens, http, "rita")
+    first = stored_session(short_tokens, http)["logto.refreshToken"]
+    assert http.get(short_tokens.base_url + "/profile", timeout=10).status_code == 200
+    second = stored_session(short_tokens, http)["logto.refreshToken"]
+    assert http.get(short_tokens.base_url + "/profile", timeout=10).status_code == 200
+    third = stored_session(short_tokens, http)["logto.refreshToken"]
+    assert len({first, second, third}) == 3
+
+
+def test_revoked_sign_in_ends_the_session_cleanly(short_tokens: Stack):
+    http = requests.Session()
+    sign_in(short_tokens, http, "sam")
+    sub = stored_session(short_tokens, http)["user"]["sub"]
+    short_tokens.provider.revoke(sub)
+    response = http.get(short_tokens.base_url + "/profile", allow_redirects=False, timeout=10)
+    assert response.status_code == 401 and "Your session ended" in response.text and "sign in again" in response.text
+    assert http.get(short_tokens.base_url + "/profile", allow_redirects=False, timeout=10).status_code == 302
+    assert stored_session(short_tokens, http) == {}
+
+
+def test_two_tabs_refreshing_at_once_keep_the_session(short_tokens: Stack):
+    """Logto revokes the whole sign-in when a rotated refresh token is used twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    http = requests.Session()
+    sign_in(short_tokens, http, "tabs")
+    cookies = http.cookies.get_dict()
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(
+            lambda _: requests.get(short_tokens.base_url + "/profile", cookies=cookies, timeout=10).status_code, range(8)
+        ))
+    assert statuses == [200] * 8
+    assert http.get(short_tokens.base_url + "/profile", timeout=10).status_code == 200
+
+
+def test_a_new_sign_in_starts_from_nothing(stack: Stack):
+    http = requests.Session()
+    sign_in(stack, http, "uma")
+    assert token_values(stored_session(stack, http))
+    start_sign_in(stack, http)
+    left = stored_session(stack, http)
+    assert not token_values(left) and "user" not in left and "logto.signInSession" in left
+    assert http.get(stack.base_url + "/profile", allow_redirects=False, timeout=10).status_code == 302
+
+
+def test_security_headers_on_every_page(stack: Stack):
+    http = requests.Session()
+    sign_in(stack, http, "victor")
+    for path in ["/", "/profile", "/nope", "/callback?junk=1"]:
+        response = http.get(stack.base_url + path, allow_redirects=False, timeout=10)
+        csp = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "script-src" not in csp
+        assert re.search(r"style-src 'nonce-[\w-]{16,}'", csp)
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert "<script" not in response.text
+
+
+def test_a_space_may_frame_the_site(tmp_path):
+    from flask_app import create_app
+
+    app = create_app({"APP_DATA_DIR": str(tmp_path), "SPACE_ID": "me/site", "SPACE_HOST": "me-site.hf.space",
+                      "LOGTO_ENDPOINT": "https://t.logto.app", "LOGTO_APP_ID": "a", "LOGTO_APP_SECRET": "s",
+                      "FLASK_SECRET_KEY": "k" * 64})
+    response = app.test_client().get("/")
+    assert "frame-ancestors https://huggingface.co" in response.headers["Content-Security-Policy"]
+    assert "X-Frame-Options" not in response.headers
+    assert 'target="_blank"' in response.text  # sign-in leaves the iframe
+
+
+def test_no_token_code_or_cookie_reaches_logs_or_pages(stack: Stack, caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)
+    http = requests.Session()
+    seen_pages: list[str] = []
+    authorize_url = start_sign_in(stack, http)
+    callback_url = follow_to_callback(http, authorize_url, stack.base_url, username="wendy")
+    code = re.search(r"code=([^&]+)", callback_url).group(1)
+    seen_pages.append(http.get(callback_url, timeout=10).text)
+    seen_pages.append(http.get(stack.base_url + "/profile", timeout=10).text)
+    tokens = token_values(stored_session(stack, http))
+    assert len(tokens) == 3  # ID, refresh and access token
+    browser_cookies = {cookie.name: cookie.value for cookie in http.cookies}
+    assert not any(token in value for token in tokens for value in browser_cookies.values())
+    secrets = tokens | {code, browser_cookies["site_session"], stack.app.secret_key}
+    home = http.get(stack.base_url + "/", timeout=10)
+    seen_pages.append(home.text)
+    csrf = forms_in(home.text)[0]["fields"]["csrf_token"]
+    sign_out = http.post(stack.base_url + "/sign-out", data={"csrf_token": csrf}, allow_redirects=False, timeout=10)
+    seen_pages.append(sign_out.text)
+
+    # Everything the site process logged (urllib3 lines are this test's own HTTP client).
+    logs = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records if not r.name.startswith("urllib3"))
+    assert "event=sign-in user=" in logs and "event=sign-out user=" in logs
+    for secret in secrets:
+        assert secret not in logs
+        assert not any(secret in page for page in seen_pages)
