@@ -183,7 +183,8 @@ def apply_plan(api: ManagementApi, plan: Plan, echo: Callable[[str], None]) -> N
             plan.app = reply
         elif change.method == "POST" and change.path == "/api/connectors":
             plan.connector = reply
-        echo(f"  ✓ {change.summary}")
+        created = f" → id {reply['id']}" if change.method == "POST" else ""
+        echo(f"  ✓ {change.summary}{created}")
 
 
 # .env editing (--write-env)
@@ -251,13 +252,25 @@ def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
 
 
 @logto_cli.command("setup")
-@click.option("--hf-client-id", envvar="HF_CLIENT_ID", default="", help="Client ID of your Hugging Face OAuth app [env HF_CLIENT_ID].")
-@click.option("--hf-client-secret", envvar="HF_CLIENT_SECRET", default="", help="App secret of your Hugging Face OAuth app [env HF_CLIENT_SECRET].")
-@click.option("--app-name", default=DEFAULT_APP_NAME, show_default=True, help="Name of the Traditional web app to create or find (when LOGTO_APP_ID is unset).")
-@click.option("--social-only-sign-up", is_flag=True, help="Sign-up identifiers: none, so people arriving from Hugging Face skip the 'Set username' page.")
+@click.option(
+    "--hf-client-id", envvar="HF_CLIENT_ID", default="",
+    help="Client ID of your Hugging Face OAuth app [env HF_CLIENT_ID].",
+)
+@click.option(
+    "--hf-client-secret", envvar="HF_CLIENT_SECRET", default="",
+    help="App secret of your Hugging Face OAuth app [env HF_CLIENT_SECRET].",
+)
+@click.option(
+    "--app-name", default=DEFAULT_APP_NAME, show_default=True,
+    help="Name of the Traditional web app to create, or to find when LOGTO_APP_ID is unset.",
+)
+@click.option(
+    "--social-only-sign-up", is_flag=True,
+    help="Set sign-up identifiers to none, so people arriving from Hugging Face skip the 'Set username' page.",
+)
 @click.option("--write-env", is_flag=True, help="Write LOGTO_APP_ID and LOGTO_APP_SECRET into ./.env (mode 0600).")
 @click.option("--show-secret", is_flag=True, help="Print the app secret (never printed otherwise).")
-@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing (only GET requests to the Management API).")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing (only GETs to the Management API).")
 @_one_line_errors
 def setup_command(**options: Any) -> None:
     """Create or update the Logto app, the Hugging Face connector and the sign-in experience (idempotent)."""

@@ -216,9 +216,8 @@ def _json(what: str, response: requests.Response) -> Json:
     try:
         return response.json()
     except ValueError:
-        raise LogtoApiError(
-            what, response.status_code, "not_json", "the reply is not JSON", "check that LOGTO_ENDPOINT is your Logto endpoint"
-        ) from None
+        fix = "check that LOGTO_ENDPOINT is your Logto endpoint"
+        raise LogtoApiError(what, response.status_code, "not_json", "the reply is not JSON", fix) from None
 
 
 def find_hf_connector(connectors: list[dict]) -> dict | None:

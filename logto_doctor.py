@@ -23,7 +23,6 @@ from logto_api import (
     AdminEnv,
     LogtoApiError,
     ManagementApi,
-    current_secret,
     error_from_response,
     find_hf_connector,
 )
@@ -77,7 +76,8 @@ def all_checks(env: AdminEnv) -> Iterator[Check]:
         yield from tenant_checks(env)
         return
     yield from _missing_m2m(env)
-    yield check_redirect_probe(env) if response is not None else Check("skip", "redirect URI probe (Logto not reachable)")
+    reachable = response is not None
+    yield check_redirect_probe(env) if reachable else Check("skip", "redirect URI probe (Logto not reachable)")
     yield check_direct_sign_in(env.direct_sign_in, None)
     yield from (Check("skip", f"{name} (needs LOGTO_M2M_APP_ID/LOGTO_M2M_APP_SECRET)") for name in TENANT_CHECKS)
 
@@ -198,7 +198,8 @@ def check_redirect_probe(env: AdminEnv) -> Check:
             headers={"Accept": "application/json"},
         )
     except requests.RequestException as exc:
-        return Check("fail", f"Logto's authorize endpoint is not reachable ({type(exc).__name__})", "check LOGTO_ENDPOINT")
+        problem = f"Logto's authorize endpoint is not reachable ({type(exc).__name__})"
+        return Check("fail", problem, "check LOGTO_ENDPOINT")
     if response.is_redirect:
         return Check("ok", f"Logto accepts redirect URI {env.redirect_uri} for app {env.app_id}")
     error = error_from_response("authorize probe", response)
@@ -269,8 +270,8 @@ def app_checks(env: AdminEnv, tenant: Tenant) -> Iterator[Check]:
         yield Check("fail", f"LOGTO_APP_ID={env.app_id} does not exist in this tenant ({why})", setup_fix)
         return
     if app.get("type") != "Traditional":
-        yield Check("fail", f"LOGTO_APP_ID={env.app_id} is a {app.get('type')} app, not a Traditional web app",
-                    f"remove LOGTO_APP_ID from .env, then {setup_fix}")
+        problem = f"LOGTO_APP_ID={env.app_id} is a {app.get('type')} app, not a Traditional web app"
+        yield Check("fail", problem, f"remove LOGTO_APP_ID from .env, then {setup_fix}")
         return
     yield Check("ok", f"app {app['id']} (\"{app.get('name')}\") is a Traditional web app")
     metadata = app.get("oidcClientMetadata") or {}
@@ -295,7 +296,10 @@ def _uri_check(label: str, uri: str, registered: list[str], app: dict) -> Check:
 
 
 def _secret_check(env: AdminEnv, secrets: list[dict] | None) -> Check:
-    fix = f"copy a secret from the Logto console (Applications → your app → App secrets), or run: {SETUP_COMMAND} --write-env"
+    fix = (
+        "copy a secret from the Logto console (Applications → your app → App secrets), "
+        f"or run: {SETUP_COMMAND} --write-env"
+    )
     if secrets is None:
         return Check("skip", "LOGTO_APP_SECRET (this Logto has no secrets endpoint)")
     if not env.app_secret:
@@ -303,7 +307,8 @@ def _secret_check(env: AdminEnv, secrets: list[dict] | None) -> Check:
     now_ms = int(time.time() * 1000)
     valid = {s.get("value") for s in secrets if s.get("expiresAt") is None or s["expiresAt"] > now_ms}
     if env.app_secret not in valid:
-        return Check("fail", "LOGTO_APP_SECRET is not one of the app's current secrets (sign-in would fail: invalid_client)", fix)
+        problem = "LOGTO_APP_SECRET is not one of the app's current secrets (sign-in would fail: invalid_client)"
+        return Check("fail", problem, fix)
     return Check("ok", "LOGTO_APP_SECRET is one of the app's current secrets")
 
 
@@ -317,7 +322,7 @@ def connector_checks(env: AdminEnv, tenant: Tenant) -> Iterator[Check]:
         )
     else:
         callback = env.connector_callback(connector["id"])
-        yield Check("ok", f"Hugging Face connector {connector['id']} exists (Hugging Face OAuth app redirect URI: {callback})")
+        yield Check("ok", f"Hugging Face connector {connector['id']} exists (HF OAuth app redirect URI: {callback})")
     targets = tenant.experience.get("socialSignInConnectorTargets") or []
     if HF_TARGET in targets:
         yield Check("ok", f'"{HF_TARGET}" is in the sign-in experience\'s social sign-in')
@@ -338,16 +343,19 @@ def check_direct_sign_in(value: str, connectors: list[dict] | None) -> Check:
     if kind == "sso" and target:
         return Check("skip", f"LOGTO_DIRECT_SIGN_IN={value} (single sign-on connectors are not checked)")
     if kind != "social" or not target:
-        return Check("fail", f"LOGTO_DIRECT_SIGN_IN={value!r} is not social:<target> or sso:<connector id>",
-                     f"use social:{HF_TARGET}, or leave it empty to show Logto's sign-in page")
+        return Check(
+            "fail",
+            f"LOGTO_DIRECT_SIGN_IN={value!r} is not social:<target> or sso:<connector id>",
+            f"use social:{HF_TARGET}, or leave it empty to show Logto's sign-in page",
+        )
     if connectors is None:
-        return Check("skip", f"LOGTO_DIRECT_SIGN_IN={value}: whether that connector target exists (needs the Management API)")
+        return Check("skip", f"LOGTO_DIRECT_SIGN_IN={value}: whether that connector target exists (needs M2M)")
     targets = sorted({str(c.get("target")) for c in connectors})
     if target not in targets:
         return Check(
             "fail",
-            f"LOGTO_DIRECT_SIGN_IN={value}: no connector has target {target!r} (targets: {', '.join(targets) or 'none'}); "
-            "Logto silently shows its first screen instead",
+            f"LOGTO_DIRECT_SIGN_IN={value}: no connector has target {target!r} "
+            f"(targets: {', '.join(targets) or 'none'}); Logto silently shows its first screen instead",
             f"set LOGTO_DIRECT_SIGN_IN=social:{HF_TARGET} (and run {SETUP_COMMAND}), or add that connector",
         )
     return Check("ok", f"LOGTO_DIRECT_SIGN_IN={value} names an existing connector")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import stat
 import time
@@ -27,6 +26,7 @@ from werkzeug import Request, Response
 
 from logto_admin import env_file_changes, logto_cli, wanted_scope, write_env_file
 from logto_api import management_resource
+from logto_doctor import check_direct_sign_in
 
 FIXTURES = Path(__file__).parent / "fixtures" / "logto"
 RECORDED_ENDPOINT = "http://localhost:3001"
@@ -70,9 +70,13 @@ class FakeLogto:
     # Tenant contents taken from the recordings.
     def add_recorded_app(self, **changes: Any) -> dict:
         app = {**body("application"), **changes}
-        self.apps[app["id"]] = app
-        self.secrets[app["id"]] = [{**s, "applicationId": app["id"], "value": APP_SECRET} for s in body("application-secrets")]
+        self.store_app(app)
         return app
+
+    def store_app(self, app: dict) -> None:
+        self.apps[app["id"]] = app
+        secrets = body("application-secrets")
+        self.secrets[app["id"]] = [{**s, "applicationId": app["id"], "value": APP_SECRET} for s in secrets]
 
     def add_recorded_connector(self, **config: str) -> dict:
         connector = body("connectors")[0]
@@ -120,13 +124,15 @@ class FakeLogto:
     def authorize(self, request: Request) -> Response:
         app = self.apps.get(request.args.get("client_id", ""))
         if app is None:
-            return json_response(400, {"code": "oidc.invalid_client", "message": "client is invalid", "error": "invalid_client"})
+            error = {"code": "oidc.invalid_client", "message": "client is invalid", "error": "invalid_client"}
+            return json_response(400, error)
         if request.args.get("redirect_uri") not in app["oidcClientMetadata"]["redirectUris"]:
             return json_response(400, body("error-400-invalid-redirect-uri"))
         return Response("", status=303, headers={"Location": f"/sign-in?app_id={app['id']}"})
 
     def management_api(self, request: Request) -> Response:  # noqa: C901 - one branch per route
-        method, path, data = request.method, request.path, request.get_json(silent=True)
+        method, path = request.method, request.path
+        data: Any = request.get_json(silent=True)
         parts = path.strip("/").split("/")[1:]  # after "api"
         if parts == ["applications"] and method == "GET":
             kind = request.args.get("types")
@@ -134,8 +140,7 @@ class FakeLogto:
         if parts == ["applications"] and method == "POST":
             app = {**body("application-created"), "name": data["name"], "type": data["type"]}
             app["oidcClientMetadata"] = data["oidcClientMetadata"]
-            self.apps[app["id"]] = app
-            self.secrets[app["id"]] = [{**s, "applicationId": app["id"], "value": APP_SECRET} for s in body("application-secrets")]
+            self.store_app(app)
             return json_response(200, app)
         if parts[:1] == ["applications"] and parts[1] not in self.apps:
             error = body("error-404-application")
@@ -222,7 +227,9 @@ def test_first_run_creates_everything_and_second_run_changes_nothing(fake: FakeL
     first = run([*SETUP_ARGS, "--social-only-sign-up", "--write-env"], env)
 
     assert first.exit_code == 0, first.output
-    metadata = {"redirectUris": ["http://localhost:3000/callback"], "postLogoutRedirectUris": ["http://localhost:3000/"]}
+    metadata = {
+        "redirectUris": ["http://localhost:3000/callback"], "postLogoutRedirectUris": ["http://localhost:3000/"]
+    }
     hf_config = {"clientId": HF_ID, "clientSecret": HF_SECRET, "scope": "profile email"}
     assert fake.calls == [
         token_call(),
@@ -231,9 +238,13 @@ def test_first_run_creates_everything_and_second_run_changes_nothing(fake: FakeL
         ("GET", "/api/sign-in-exp", None),
         ("POST", "/api/applications", {"name": "Flask site", "type": "Traditional", "oidcClientMetadata": metadata}),
         ("POST", "/api/connectors", {"connectorId": "huggingface-universal", "config": hf_config}),
-        ("PATCH", "/api/sign-in-exp", {"socialSignInConnectorTargets": ["github", "huggingface"], "signUp": SOCIAL_ONLY}),
+        ("PATCH", "/api/sign-in-exp", {
+            "socialSignInConnectorTargets": ["github", "huggingface"], "signUp": SOCIAL_ONLY,
+        }),
         ("GET", f"/api/applications/{NEW_APP_ID}/secrets", None),
     ]
+    assert f'✓ create Traditional web app "Flask site"' in first.output
+    assert f"→ id {NEW_APP_ID}\n" in first.output and f"→ id {CONNECTOR_ID}\n" in first.output
     assert f"App id: {NEW_APP_ID}" in first.output
     assert f"{fake.endpoint}/callback/{CONNECTOR_ID}" in first.output
     assert APP_SECRET not in first.output and HF_SECRET not in first.output and M2M_SECRET not in first.output
@@ -409,7 +420,8 @@ def test_management_resource_detection() -> None:
     assert management_resource("https://abc123.logto.app") == "https://abc123.logto.app/api"
     assert management_resource("https://auth.example.com") == "https://default.logto.app/api"
     assert management_resource("http://localhost:3001") == "https://default.logto.app/api"
-    assert management_resource("https://auth.example.com", "https://abc123.logto.app/api/") == "https://abc123.logto.app/api"
+    override = "https://abc123.logto.app/api/"
+    assert management_resource("https://auth.example.com", override) == "https://abc123.logto.app/api"
 
 
 def test_cloud_resource_override_is_sent(fake: FakeLogto, tmp_path: Path) -> None:
@@ -451,7 +463,8 @@ def healthy_tenant(fake: FakeLogto, tmp_path: Path, **settings: str | None) -> d
 def failures(output: str) -> list[tuple[str, str]]:
     """Each ✗ line with the line after it (which must be its fix)."""
     lines = output.splitlines()
-    return [(line, lines[i + 1] if i + 1 < len(lines) else "") for i, line in enumerate(lines) if line.startswith("✗")]
+    lines.append("")
+    return [(line, lines[i + 1]) for i, line in enumerate(lines) if line.startswith("✗")]
 
 
 def test_doctor_all_good(fake: FakeLogto, tmp_path: Path) -> None:
@@ -489,7 +502,7 @@ def test_doctor_reports_each_problem_with_its_fix(fake: FakeLogto, tmp_path: Pat
         ("post sign-out URI https://me-site.hf.space/ is not registered", "Post sign-out redirect URIs"),
         ("LOGTO_APP_SECRET is not one of the app's current secrets", "App secrets"),
         ('"huggingface" is not in the sign-in experience', "Social sign-in"),
-        ("LOGTO_DIRECT_SIGN_IN=social:github: no connector has target 'github'", "LOGTO_DIRECT_SIGN_IN=social:huggingface"),
+        ("LOGTO_DIRECT_SIGN_IN=social:github: no connector has target 'github'", "=social:huggingface"),
     ]
     assert len(found) == len(expected), result.output
     for (line, fix), (problem, hint) in zip(found, expected):
@@ -566,7 +579,7 @@ def test_doctor_clock_in_sync(fake: FakeLogto, tmp_path: Path) -> None:
 
 
 def test_doctor_unreachable_endpoint(tmp_path: Path) -> None:
-    env = {name: None for name in SETTINGS}
+    env: dict[str, str | None] = dict.fromkeys(SETTINGS)
     env.update(LOGTO_ENDPOINT="http://127.0.0.1:9", APP_DATA_DIR=str(tmp_path))
 
     result = run(["doctor"], env)
@@ -587,10 +600,24 @@ def test_doctor_bad_m2m_credentials_skip_the_tenant_checks(fake: FakeLogto, tmp_
     (line, fix), = failures(result.output)
     assert "401 oidc.invalid_client" in line
     assert "LOGTO_M2M_APP_ID and LOGTO_M2M_APP_SECRET" in fix
-    assert "- skipped: the Hugging Face connector exists and is in the sign-in experience (the Management API is not usable)" in result.output
+    skipped = "- skipped: the Hugging Face connector exists and is in the sign-in experience (the Management API is not"
+    assert skipped in result.output
 
 
-def test_fixtures_do_not_need_the_reference_folder() -> None:
-    for path in FIXTURES.glob("*.json"):
-        assert "shared/" not in path.read_text(), path
-    assert os.path.isdir(FIXTURES)
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [("", "ok"), ("social:huggingface", "ok"), ("sso:abc", "skip"), ("huggingface", "fail"), ("social:", "fail")],
+)
+def test_direct_sign_in_values(value: str, status: str) -> None:
+    connectors = body("connectors")
+    assert check_direct_sign_in(value, connectors).status == status
+
+
+def test_setup_refuses_an_app_that_is_not_traditional(fake: FakeLogto, tmp_path: Path) -> None:
+    app = fake.add_recorded_app(type="SPA")
+
+    result = run(SETUP_ARGS, make_env(fake, tmp_path, LOGTO_APP_ID=app["id"]))
+
+    assert result.exit_code == 2
+    assert f"LOGTO_APP_ID={app['id']} is a SPA app, not a Traditional web app" in result.stderr
+    assert {method for method, _, _ in fake.api_calls()} == {"GET"}
