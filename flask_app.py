@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, run_simple
 
 from client import AuthFailure, Logto, LogtoUnavailable, SessionEnded, SessionStorage, keep_tokens
+from logto_admin import logto_cli
 from settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("auth")
@@ -40,7 +41,7 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         env = os.environ
     app = Flask(__name__)
     app.cli.add_command(dev_command)
-    _add_admin_commands(app)
+    app.cli.add_command(logto_cli)
     try:
         settings = load_settings(env)
     except ConfigError as error:
@@ -58,14 +59,6 @@ def _loading_for_cli_lookup() -> bool:
     """True while Flask's CLI loads the app only to find one of its commands (not to serve it)."""
     ctx = click.get_current_context(silent=True)
     return ctx is not None and isinstance(ctx.command, FlaskGroup)
-
-
-def _add_admin_commands(app: Flask) -> None:
-    try:
-        from logto_admin import logto_cli
-    except ImportError:  # pragma: no cover - the admin module is optional for the site itself
-        return
-    app.cli.add_command(logto_cli)
 
 
 def _configure(app: Flask, settings: Settings) -> None:

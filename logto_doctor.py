@@ -117,7 +117,7 @@ def check_clock(response: requests.Response | None, local_time: float) -> Check:
     except (TypeError, ValueError):
         return Check("skip", f"clock skew (unreadable Date header {date!r})")
     if abs(skew) <= MAX_CLOCK_SKEW:
-        return Check("ok", f"clock within {MAX_CLOCK_SKEW:.0f} s of Logto's ({skew:+.0f} s)")
+        return Check("ok", f"clock within {MAX_CLOCK_SKEW:.0f} s of Logto's ({round(skew):+d} s)")
     direction = "behind" if skew > 0 else "ahead of"
     return Check(
         "warn",
@@ -287,12 +287,19 @@ def _uri_check(label: str, uri: str, registered: list[str], app: dict) -> Check:
     if uri in registered:
         return Check("ok", f"{label} {uri} is registered")
     console = "Redirect URIs" if label == "redirect URI" else "Post sign-out redirect URIs"
+    near = [other for other in registered if _loosely(other) == _loosely(uri)]
+    hint = f"; {near[0]} is close but Logto compares URIs exactly" if near else ""
     return Check(
         "fail",
-        f"{label} {uri} is not registered on app {app['id']} (registered: {', '.join(registered) or 'none'})",
+        f"{label} {uri} is not registered on app {app['id']} (registered: {', '.join(registered) or 'none'}){hint}",
         f"run: {SETUP_COMMAND} (adds it, keeping the others), or in the Logto console: "
         f"Applications → {app.get('name')} → {console}",
     )
+
+
+def _loosely(uri: str) -> str:
+    """A URI without scheme and trailing slash, to spot near misses like http/https or `/callback/`."""
+    return uri.split("://", 1)[-1].rstrip("/").lower()
 
 
 def _secret_check(env: AdminEnv, secrets: list[dict] | None) -> Check:

@@ -364,6 +364,7 @@ def test_duplicate_connector_422_is_one_line(fake: FakeLogto, tmp_path: Path) ->
         "Error: POST /api/connectors failed: 422 connector.multiple_instances_not_supported: "
         "Can not create multiple instance with picked standard connector."
     ]
+    assert f"→ id {NEW_APP_ID}" in result.stdout  # what was made before the failure is shown
     assert "Traceback" not in result.output
 
 
@@ -513,6 +514,16 @@ def test_doctor_reports_each_problem_with_its_fix(fake: FakeLogto, tmp_path: Pat
     assert "stale-secret" not in result.output and APP_SECRET not in result.output
 
 
+def test_doctor_points_at_a_near_miss_redirect_uri(fake: FakeLogto, tmp_path: Path) -> None:
+    env = healthy_tenant(fake, tmp_path)
+    fake.apps["o9qlze1wvcp8lf0ua2f2j"]["oidcClientMetadata"]["redirectUris"] = ["http://localhost:3000/callback/"]
+
+    result = run(["doctor"], env)
+
+    (line, _), = failures(result.output)
+    assert line.endswith("; http://localhost:3000/callback/ is close but Logto compares URIs exactly")
+
+
 def test_doctor_wrong_issuer(fake: FakeLogto, tmp_path: Path) -> None:
     env = make_env(fake, tmp_path, LOGTO_ENDPOINT=f"{fake.endpoint}/tenant", LOGTO_M2M_APP_ID=None)
 
@@ -575,7 +586,8 @@ def test_doctor_warns_about_clock_skew(fake: FakeLogto, tmp_path: Path, monkeypa
 def test_doctor_clock_in_sync(fake: FakeLogto, tmp_path: Path) -> None:
     result = run(["doctor"], healthy_tenant(fake, tmp_path))
 
-    assert re.search(r"^✓ clock within 30 s of Logto's \([+-][01] s\)$", result.output, re.MULTILINE), result.output
+    in_sync = re.compile(r"^✓ clock within 30 s of Logto's \(([+-]1|\+0) s\)$", re.MULTILINE)
+    assert in_sync.search(result.output), result.output
 
 
 def test_doctor_unreachable_endpoint(tmp_path: Path) -> None:

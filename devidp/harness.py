@@ -1,0 +1,145 @@
+"""Run the site and the dev identity provider together on free ports, and walk a sign-in like a browser.
+
+Used by the tests (tests/conftest.py) and the benchmark (bench/). `start_stack()` binds the site's
+port first (its URL is the redirect URI the provider must know), starts the provider, then builds
+the site with `create_app()`. `sign_in()` drives a `requests.Session` through the whole flow.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urljoin
+
+import requests
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from devidp.launcher import RunningProvider, ensure_installed, start_provider
+from flask_app import QuietRequestHandler, create_app
+from settings import DEV_APP_ID, dev_client_secret
+
+
+@dataclass
+class Stack:
+    """A running provider + site pair."""
+
+    base_url: str
+    provider: RunningProvider
+    app: Flask
+    server: BaseWSGIServer
+    data_dir: Path
+    _thread: threading.Thread = field(repr=False)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.provider.stop()
+
+
+class _LateApp:
+    """WSGI app filled in after the server is bound (the site's URL must be known to build the site)."""
+
+    app: Flask | None = None
+
+    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+        assert self.app is not None
+        return self.app(environ, start_response)
+
+
+def start_stack(data_dir: Path, *, access_token_ttl: int | None = None, **env: str) -> Stack:
+    ensure_installed()
+    late = _LateApp()
+    server = make_server("127.0.0.1", 0, late, threaded=True, request_handler=QuietRequestHandler)
+    base_url = f"http://localhost:{server.server_port}"
+    provider = start_provider(
+        port=0,
+        client_id=DEV_APP_ID,
+        client_secret=dev_client_secret(data_dir),
+        redirect_uris=[f"{base_url}/callback"],
+        post_logout_redirect_uris=[f"{base_url}/"],
+        data_dir=data_dir / "devidp",
+        test_controls=True,
+        access_token_ttl=access_token_ttl,
+    )
+    late.app = create_app(
+        {"APP_BASE_URL": base_url, "APP_DATA_DIR": str(data_dir), "DEVIDP_PORT": str(provider.port), **env}
+    )
+    thread = threading.Thread(target=server.serve_forever, name="site", daemon=True)
+    thread.start()
+    return Stack(base_url, provider, late.app, server, data_dir, thread)
+
+
+class _Forms(HTMLParser):
+    """Collects each <form>'s action and its named inputs' values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict[str, object]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "form":
+            self.forms.append({"action": attributes.get("action") or "", "fields": {}})
+        elif tag == "input" and self.forms and attributes.get("name"):
+            self.forms[-1]["fields"][attributes["name"]] = attributes.get("value") or ""  # type: ignore[index]
+
+
+def forms_in(html: str) -> list[dict[str, object]]:
+    parser = _Forms()
+    parser.feed(html)
+    return parser.forms
+
+
+def follow_to_callback(
+    http: requests.Session, url: str, base_url: str, *, username: str = "alice", action: str = "authorize"
+) -> str:
+    """Follow the provider's redirects and answer its Hugging Face page; return the site callback URL."""
+    for _ in range(20):
+        response = http.get(url, allow_redirects=False, timeout=10)
+        if response.is_redirect:
+            url = urljoin(url, response.headers["Location"])
+        elif response.status_code == 200 and 'name="username"' in response.text:
+            form_url = urljoin(url, forms_in(response.text)[0]["action"])  # type: ignore[arg-type]
+            response = http.post(
+                form_url, data={"username": username, "full_name": username.title(), "action": action},
+                allow_redirects=False, timeout=10,
+            )
+            assert response.is_redirect, response.text[:500]
+            url = urljoin(form_url, response.headers["Location"])
+        else:
+            raise AssertionError(f"unexpected {response.status_code} at {url}: {response.text[:300]}")
+        if url.startswith(f"{base_url}/callback"):
+            return url
+    raise AssertionError("too many redirects")
+
+
+def start_sign_in(stack: Stack, http: requests.Session, path: str = "/sign-in") -> str:
+    response = http.get(stack.base_url + path, allow_redirects=False, timeout=10)
+    assert response.status_code == 302, response.text[:300]
+    return response.headers["Location"]
+
+
+def sign_in(
+    stack: Stack,
+    http: requests.Session,
+    username: str = "alice",
+    *,
+    path: str = "/sign-in",
+    tamper: Callable[[str], str] | None = None,
+    action: str = "authorize",
+) -> requests.Response:
+    """A whole sign-in; returns the site's answer to the callback (not followed)."""
+    authorize_url = start_sign_in(stack, http, path)
+    if tamper:
+        authorize_url = tamper(authorize_url)
+    callback_url = follow_to_callback(http, authorize_url, stack.base_url, username=username, action=action)
+    return http.get(callback_url, allow_redirects=False, timeout=10)
+
+
+def page_text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))

@@ -1,0 +1,153 @@
+"""What a hostile identity provider could send: tokens and metadata the site must refuse (unit level)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from logto.models.oidc import OidcProviderMetadata
+
+from client import Logto, LogtoUnavailable, SignInRejected, StrictOidcCore
+from settings import load_settings
+
+ISSUER = "http://localhost:3001/oidc"
+APP_ID = "local-dev-site"
+KEY = ec.generate_private_key(ec.SECP384R1())
+
+
+class OneKey:
+    """Stands in for PyJWKClient: always answers with the given public key."""
+
+    def __init__(self, public_key: object) -> None:
+        self.key = public_key
+
+    def get_signing_key_from_jwt(self, token: str) -> "OneKey":
+        return self
+
+
+@pytest.fixture
+def core() -> StrictOidcCore:
+    metadata = json.loads((Path(__file__).parent / "fixtures/discovery.json").read_text())
+    strict = StrictOidcCore(OidcProviderMetadata(**metadata))
+    strict.jwksClient = OneKey(KEY.public_key())
+    return strict
+
+
+def claims(**changes: object) -> dict[str, object]:
+    now = int(time.time())
+    base = {"iss": ISSUER, "sub": "u1", "aud": APP_ID, "exp": now + 3600, "iat": now, "nonce": "n"}
+    base.update(changes)
+    return {key: value for key, value in base.items() if value is not None}
+
+
+def test_a_good_token_passes(core):
+    core.verifyIdToken(jwt.encode(claims(), KEY, algorithm="ES384"), APP_ID)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        claims(iss="https://evil.example/oidc"),
+        claims(aud="someone-else"),
+        claims(exp=int(time.time()) - 120),
+        claims(iat=int(time.time()) + 600),
+        claims(exp=None),
+        claims(iat=None),
+        claims(sub=None),
+    ],
+    ids=["issuer", "audience", "expired", "issued-in-future", "no-exp", "no-iat", "no-sub"],
+)
+def test_bad_claims_are_refused(core, bad):
+    with pytest.raises(jwt.InvalidTokenError):
+        core.verifyIdToken(jwt.encode(bad, KEY, algorithm="ES384"), APP_ID)
+
+
+def test_signature_by_another_key_is_refused(core):
+    other = ec.generate_private_key(ec.SECP384R1())
+    with pytest.raises(jwt.InvalidSignatureError):
+        core.verifyIdToken(jwt.encode(claims(), other, algorithm="ES384"), APP_ID)
+
+
+def test_unsigned_and_symmetric_tokens_are_refused(core):
+    unsigned = jwt.encode(claims(), None, algorithm="none")
+    with pytest.raises(jwt.InvalidTokenError):
+        core.verifyIdToken(unsigned, APP_ID)
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    core.jwksClient = OneKey(rsa_key.public_key())
+    forged = jwt.encode(claims(), "shared-secret-guess-of-thirty-two-bytes-or-more", algorithm="HS256")
+    with pytest.raises(jwt.InvalidTokenError):
+        core.verifyIdToken(forged, APP_ID)
+
+
+def run_guarded(logto: Logto, step: str, error: BaseException) -> BaseException:
+    async def failing() -> None:
+        raise error
+
+    try:
+        asyncio.run(logto.guarded(step, failing()))
+    except BaseException as caught:  # noqa: BLE001 - the test inspects what came out
+        return caught
+    raise AssertionError("guarded() swallowed the error")
+
+
+@pytest.fixture
+def logto(tmp_path) -> Logto:
+    return Logto(load_settings({"APP_DATA_DIR": str(tmp_path), "LOGTO_TIMEOUT": "1"}))
+
+
+@pytest.mark.parametrize(
+    "step, error, expected, cause",
+    [
+        ("token", jwt.InvalidSignatureError("x"), SignInRejected, "ID token rejected"),
+        ("token", jwt.PyJWKClientError("no kid"), SignInRejected, "ID token rejected"),
+        ("token", jwt.PyJWKClientConnectionError("down"), LogtoUnavailable, "JWKS unreachable"),
+        ("token", ValueError("not json"), LogtoUnavailable, "ValueError"),
+        ("token", ConnectionResetError(), LogtoUnavailable, "ConnectionResetError"),
+        ("token", asyncio.TimeoutError(), LogtoUnavailable, "no answer within 1s"),
+    ],
+)
+def test_every_failure_becomes_a_page(logto, step, error, expected, cause):
+    caught = run_guarded(logto, step, error)
+    assert type(caught) is expected and cause in caught.cause
+
+
+def test_a_hang_is_cut_at_the_timeout(logto):
+    async def hang() -> None:
+        await asyncio.sleep(30)
+
+    with pytest.raises(LogtoUnavailable, match="no answer"):
+        asyncio.run(logto.guarded("token", hang()))
+
+
+def test_discovery_from_another_issuer_is_refused(logto, monkeypatch):
+    from logto.OidcCore import OidcCore
+
+    metadata = json.loads((Path(__file__).parent / "fixtures/discovery.json").read_text())
+    metadata["issuer"] = "https://evil.example/oidc"
+
+    async def impostor(url: str) -> OidcProviderMetadata:
+        return OidcProviderMetadata(**metadata)
+
+    monkeypatch.setattr(OidcCore, "getProviderMetadata", staticmethod(impostor))
+    with pytest.raises(LogtoUnavailable, match="discovery issuer"):
+        asyncio.run(logto.guarded("discovery", logto.core()))
+
+
+def test_userinfo_for_another_user_is_refused(logto, core):
+    from logto.models.response import UserInfoResponse
+
+    from client import DictStorage
+
+    async def someone_elses(access_token: str) -> UserInfoResponse:
+        return UserInfoResponse(sub="another-user")
+
+    core.fetchUserInfo = someone_elses
+    logto._core = core
+    storage = DictStorage({"accessTokenMap": json.dumps({"x": {"": {"token": "at", "expiresAt": int(time.time()) + 600}}})})
+    with pytest.raises(SignInRejected, match="userinfo sub mismatch"):
+        asyncio.run(logto.fetch_userinfo(storage, {"sub": "u1"}))
