@@ -27,6 +27,7 @@ from flask import session
 from logto import LogtoClient, LogtoConfig, LogtoException, Storage
 from logto.LogtoClient import SignInSession
 from logto.OidcCore import OidcCore
+from logto.models.oidc import IdTokenClaims, OidcProviderMetadata
 
 from settings import Settings
 from token_refresh import TOKEN_KEYS, RefreshGuard
@@ -153,7 +154,7 @@ class StrictOidcCore(OidcCore):
 
     def verifyIdToken(self, idToken: str, clientId: str) -> None:
         signing_key = self.jwksClient.get_signing_key_from_jwt(idToken)
-        jwt.decode(
+        claims = jwt.decode(
             idToken,
             signing_key.key,
             algorithms=ID_TOKEN_ALGORITHMS,
@@ -162,6 +163,14 @@ class StrictOidcCore(OidcCore):
             leeway=30,
             options={"require": ["iss", "sub", "aud", "exp", "iat"]},
         )
+        if not isinstance(claims["sub"], str) or not claims["sub"]:
+            raise jwt.InvalidTokenError("sub is not a non-empty string")
+        # The SDK reads stored ID tokens with this model later (`getIdTokenClaims`), so a token it cannot
+        # read must not get in; e.g. it wants `aud` as one string, which is what Logto issues.
+        try:
+            IdTokenClaims(**claims)
+        except pydantic.ValidationError:
+            raise jwt.InvalidTokenError("claims of unexpected types") from None
 
 
 class SiteLogtoClient(LogtoClient):
@@ -196,11 +205,7 @@ class Logto:
         if self._core is None:
             discovery_url = f"{self.settings.issuer}/.well-known/openid-configuration"
             metadata = await OidcCore.getProviderMetadata(discovery_url)
-            if metadata.issuer != self.settings.issuer:
-                raise LogtoUnavailable(
-                    "The identity service is misconfigured.",
-                    f"discovery issuer {metadata.issuer!r} is not {self.settings.issuer!r}",
-                )
+            _check_discovery(metadata, self.settings.issuer)
             core = StrictOidcCore(metadata)
             core.jwksClient = jwt.PyJWKClient(
                 metadata.jwks_uri,
@@ -316,6 +321,22 @@ class Logto:
 
     async def sign_out_url(self) -> str:
         return await self.guarded("sign-out", self.client().signOut(self.settings.post_sign_out_uri))
+
+
+def _check_discovery(metadata: OidcProviderMetadata, issuer: str) -> None:
+    """Logto serves every endpoint from its own origin; anything else is not the Logto we were told to use."""
+    if metadata.issuer != issuer:
+        raise _misconfigured(f"discovery issuer {metadata.issuer!r} is not {issuer!r}")
+    origin = urlsplit(issuer)[:2]
+    endpoints = [metadata.authorization_endpoint, metadata.token_endpoint, metadata.userinfo_endpoint,
+                 metadata.jwks_uri, metadata.end_session_endpoint or issuer]
+    for url in endpoints:
+        if urlsplit(url)[:2] != origin:
+            raise _misconfigured(f"discovery endpoint {url[:100]!r} is not on {issuer!r}")
+
+
+def _misconfigured(cause: str) -> LogtoUnavailable:
+    return LogtoUnavailable("The identity service is misconfigured.", cause)
 
 
 def keep_tokens(scratch: DictStorage) -> None:

@@ -59,8 +59,12 @@ def test_a_good_token_passes(core):
         claims(exp=None),
         claims(iat=None),
         claims(sub=None),
+        claims(sub=""),
+        claims(aud=[APP_ID, "someone-else"]),
+        claims(email=["not", "a", "string"]),
     ],
-    ids=["issuer", "audience", "expired", "issued-in-future", "no-exp", "no-iat", "no-sub"],
+    ids=["issuer", "audience", "expired", "issued-in-future", "no-exp", "no-iat", "no-sub", "empty-sub",
+         "several-audiences", "odd-claim-type"],
 )
 def test_bad_claims_are_refused(core, bad):
     with pytest.raises(jwt.InvalidTokenError):
@@ -151,3 +155,20 @@ def test_userinfo_for_another_user_is_refused(logto, core):
     storage = DictStorage({"accessTokenMap": json.dumps({"x": {"": {"token": "at", "expiresAt": int(time.time()) + 600}}})})
     with pytest.raises(SignInRejected, match="userinfo sub mismatch"):
         asyncio.run(logto.fetch_userinfo(storage, {"sub": "u1"}))
+
+
+@pytest.mark.parametrize("field", ["authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
+                                   "end_session_endpoint"])
+@pytest.mark.parametrize("elsewhere", ["https://evil.example/oidc/x", "file:///etc/passwd", "http://localhost:9/oidc/x"])
+def test_discovery_endpoints_elsewhere_are_refused(logto, monkeypatch, field, elsewhere):
+    from logto.OidcCore import OidcCore
+
+    metadata = json.loads((Path(__file__).parent / "fixtures/discovery.json").read_text())
+    metadata[field] = elsewhere
+
+    async def detour(url: str) -> OidcProviderMetadata:
+        return OidcProviderMetadata(**metadata)
+
+    monkeypatch.setattr(OidcCore, "getProviderMetadata", staticmethod(detour))
+    with pytest.raises(LogtoUnavailable, match="discovery endpoint"):
+        asyncio.run(logto.guarded("discovery", logto.core()))
