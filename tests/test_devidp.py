@@ -1,9 +1,8 @@
 """The embedded identity provider (devidp) on its own: does it answer like Logto, driven by the real `logto` SDK?
 
 No site here: a `LogtoClient` with a dict storage plays the site and a `requests.Session` plays the browser.
-What the site's integration tests already show through the site (sign-out, cancel, faults, a key rotation
-between two sign-ins, revocation ending a session, short access tokens) is not repeated here.
-The reference is what a real Logto answers (recorded in tests/fixtures/ and ../shared/logto/).
+What the site's own tests already show through the site (sign-in and sign-out, cancel, the fault modes, a key
+rotation between two sign-ins, a revoked sign-in, short access tokens) is not repeated here.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -107,13 +107,18 @@ def sign_in(idp: RunningProvider, browser: requests.Session, username: str) -> S
     return SignedIn(client, storage, nonce, callback)
 
 
-def one_redirect_sign_in(idp: RunningProvider, browser: requests.Session, nonce: str = "n") -> LogtoClient:
-    """A sign-in in a browser the provider knows: /oidc/auth answers with the callback at once."""
-    client = new_client(idp)
-    answer = browser.get(authorize_url(client, nonce), allow_redirects=False, timeout=5)
-    assert answer.status_code == 303 and answer.headers["Location"].startswith(REDIRECT_URI), answer.headers
-    asyncio.run(client.handleSignInCallback(answer.headers["Location"]))
-    return client
+def silent_sign_in(idp: RunningProvider, browser: requests.Session) -> tuple[SignedIn, int]:
+    """A sign-in in a browser the provider knows: redirects only, no page. Also returns how many redirects."""
+    storage = DictStorage()
+    client = new_client(idp, storage)
+    nonce = secrets.token_urlsafe(12)
+    url, redirects = authorize_url(client, nonce), 0
+    while not url.startswith(REDIRECT_URI):
+        answer = browser.get(url, allow_redirects=False, timeout=5)
+        assert answer.status_code == 303 and redirects < 10, (answer.status_code, answer.text[:300])
+        url, redirects = urljoin(url, answer.headers["Location"]), redirects + 1
+    asyncio.run(client.handleSignInCallback(url))
+    return SignedIn(client, storage, nonce, url), redirects
 
 
 def force_refresh(client: LogtoClient, storage: DictStorage) -> str | None:
@@ -150,12 +155,15 @@ def hugging_face_page(idp: RunningProvider, browser: requests.Session) -> reques
 
 def post_form(browser: requests.Session, page: requests.Response, **fields: str) -> requests.Response:
     form = forms_in(page.text)[0]
-    return browser.post(urljoin(page.url, str(form["action"])), data={**form["fields"], **fields},  # type: ignore[dict-item]
-                        allow_redirects=False, timeout=5)
+    shown: dict[str, str] = form["fields"]  # type: ignore[assignment]
+    return browser.post(urljoin(page.url, str(form["action"])), data={**shown, **fields}, allow_redirects=False, timeout=5)
 
 
-def run_server(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["node", "server.js"], cwd=DEVIDP_DIR, env={"PATH": os.environ["PATH"], **env},
+def run_server(data_dir: Path, **changes: str) -> subprocess.CompletedProcess[str]:
+    """`node server.js` with a good configuration but for `changes`, without the launcher."""
+    env = {"PATH": os.environ["PATH"], "DEVIDP_CLIENT_ID": CLIENT_ID, "DEVIDP_CLIENT_SECRET": CLIENT_SECRET,
+           "DEVIDP_REDIRECT_URIS": REDIRECT_URI, "DEVIDP_DATA_DIR": str(data_dir), "DEVIDP_PORT": "0"}
+    return subprocess.run(["node", "server.js"], cwd=DEVIDP_DIR, env={**env, **changes},
                           capture_output=True, text=True, timeout=10)
 
 
@@ -229,9 +237,10 @@ def test_repeat_sign_in_is_one_redirect(idp: RunningProvider):
     first = sign_in(idp, browser, "carol-hf")
     cookies = {cookie.name for cookie in browser.cookies}
     assert {"_session", "_session.sig"} <= cookies, cookies  # the provider session, under Logto's cookie names
-    again = one_redirect_sign_in(idp, browser, nonce="second")
-    claims = id_token_claims(again)
-    assert claims["sub"] == id_token_claims(first.client)["sub"] and claims["nonce"] == "second"
+    again, redirects = silent_sign_in(idp, browser)
+    assert redirects == 1
+    claims = id_token_claims(again.client)
+    assert claims["sub"] == id_token_claims(first.client)["sub"] and claims["nonce"] == again.nonce
 
 
 def test_refresh_rotates_the_refresh_token_and_keeps_the_nonce(idp: RunningProvider):
@@ -247,10 +256,10 @@ def test_refresh_rotates_the_refresh_token_and_keeps_the_nonce(idp: RunningProvi
 def test_refresh_token_outlives_sign_out(idp: RunningProvider):
     browser = requests.Session()
     signed = sign_in(idp, browser, "erin-hf")
-    page = browser.get(asyncio.run(signed.client.signOut(POST_LOGOUT_URI)), timeout=5)
-    done = post_form(browser, page)
+    sign_out_url = asyncio.run(new_client(idp).signOut(POST_LOGOUT_URI))  # (signOut() also empties its storage)
+    done = post_form(browser, browser.get(sign_out_url, timeout=5))  # the page's auto-submitted form
     assert done.status_code == 303 and done.headers["Location"] == POST_LOGOUT_URI
-    assert force_refresh(new_client(idp, signed.storage), signed.storage)  # offline access, as in Logto
+    assert force_refresh(signed.client, signed.storage)  # offline access, as in Logto
 
 
 def test_restart_keeps_users_refresh_tokens_and_keys(own_idp: RunningProvider):
@@ -263,7 +272,8 @@ def test_restart_keeps_users_refresh_tokens_and_keys(own_idp: RunningProvider):
     assert [key["kid"] for key in jwks(own_idp)] == kids
     assert force_refresh(signed.client, signed.storage)
     assert asyncio.run(signed.client.fetchUserInfo()).sub == sub
-    assert id_token_claims(one_redirect_sign_in(own_idp, browser))["sub"] == sub  # the browser session survived
+    again, redirects = silent_sign_in(own_idp, browser)  # the browser session survived
+    assert redirects == 1 and id_token_claims(again.client)["sub"] == sub
     assert id_token_claims(sign_in(own_idp, requests.Session(), "frank-hf").client)["sub"] == sub  # same user
 
 
@@ -289,8 +299,8 @@ def test_revoke_drops_the_tokens_but_keeps_the_browser_session(idp: RunningProvi
     assert idp.revoke(sub)["revoked_grants"] >= 1
     with pytest.raises(LogtoException, match="invalid_grant"):
         force_refresh(signed.client, signed.storage)
-    again = one_redirect_sign_in(idp, browser)
-    assert id_token_claims(again)["sub"] == sub and again.getRefreshToken()
+    again, _ = silent_sign_in(idp, browser)  # consent is given again without a page
+    assert id_token_claims(again.client)["sub"] == sub and force_refresh(again.client, again.storage)
 
 
 # --- sign-in pages ------------------------------------------------------------------------------
@@ -301,29 +311,34 @@ def test_bad_username_shows_the_form_again_with_an_error(idp: RunningProvider):
     page = hugging_face_page(idp, browser)
     bad = post_form(browser, page, username="-bad name<script>", full_name="Ivan")
     assert bad.status_code == 400 and "valid Hugging Face username" in bad.text
-    assert "-bad name&lt;script&gt;" in bad.text and "name<script>" not in bad.text
-    assert forms_in(bad.text)[0]["fields"]["full_name"] == "Ivan"  # kept for the second try
-    bad.url = page.url  # the form posts back to where it was shown
+    assert "<script" not in bad.text  # escaped
+    fields = forms_in(bad.text)[0]["fields"]
+    assert fields == {"username": "-bad name<script>", "full_name": "Ivan"}  # kept for the second try
     retry = post_form(browser, bad, username="ivan-hf")
     assert retry.status_code == 303, retry.text[:300]
 
 
 @pytest.mark.parametrize(
-    "extra, heading",
-    [({"interaction_mode": "signUp"}, "Create your account"), ({"direct_sign_in": "social:github"}, "Sign in to")],
+    "extra, shown, not_shown",
+    [
+        ({"direct_sign_in": "", "interaction_mode": "signUp"}, "Create your account", "Sign in to"),
+        ({"direct_sign_in": "social:github"}, "Sign in to", "Create your account"),
+    ],
     ids=["deprecated-sign-up-mode", "unknown-direct-sign-in-target"],
 )
-def test_first_screen_follows_logtos_parameters(idp: RunningProvider, extra: dict[str, str], heading: str):
-    page = requests.get(authorize_url(new_client(idp), **{"direct_sign_in": "", **extra}), timeout=5)
-    assert page.status_code == 200 and heading in page.text and "/huggingface" not in page.url
+def test_first_screen_follows_logtos_parameters(idp: RunningProvider, extra: dict[str, str], shown: str, not_shown: str):
+    page = requests.get(authorize_url(new_client(idp), **extra), timeout=5)
+    assert page.status_code == 200 and page.url.split("/")[-2] == "interaction"  # the first screen, not Hugging Face
+    assert shown in page.text and not_shown not in page.text
 
 
 def test_first_screen_button_leads_to_the_simulated_hugging_face_page(idp: RunningProvider):
     browser = requests.Session()
     first = browser.get(authorize_url(new_client(idp), direct_sign_in=""), timeout=5)
     assert "Continue with Hugging Face (simulated)" in first.text and "not Logto, no real Hugging Face" in first.text
-    link = urljoin(first.url, first.text.split('href="', 1)[1].split('"', 1)[0])
-    page = browser.get(link, timeout=5)
+    button = re.search(r'id="continue-huggingface" href="([^"]+)"', first.text)
+    assert button
+    page = browser.get(urljoin(first.url, button.group(1)), timeout=5)
     assert page.url == first.url + "/huggingface" and 'name="username"' in page.text
 
 
@@ -360,18 +375,14 @@ def test_stop_signal_exits_0(own_idp: RunningProvider, stop_signal: signal.Signa
     ],
 )
 def test_bad_config_exits_2_with_one_line_on_stderr(tmp_path: Path, change: dict[str, str], named: str):
-    env = {"DEVIDP_CLIENT_ID": CLIENT_ID, "DEVIDP_CLIENT_SECRET": CLIENT_SECRET, "DEVIDP_REDIRECT_URIS": REDIRECT_URI,
-           "DEVIDP_DATA_DIR": str(tmp_path), "DEVIDP_PORT": "0"}
-    result = run_server({**env, **change})
+    result = run_server(tmp_path, **change)
     assert result.returncode == 2, result
     [line] = result.stderr.splitlines()
     assert line.startswith("devidp: config error: ") and named in line
 
 
 def test_busy_port_exits_2_with_one_line_on_stderr(idp: RunningProvider, tmp_path: Path):
-    result = run_server({"DEVIDP_CLIENT_ID": CLIENT_ID, "DEVIDP_CLIENT_SECRET": CLIENT_SECRET,
-                         "DEVIDP_REDIRECT_URIS": REDIRECT_URI, "DEVIDP_DATA_DIR": str(tmp_path),
-                         "DEVIDP_PORT": str(idp.port)})
+    result = run_server(tmp_path, DEVIDP_PORT=str(idp.port))
     assert result.returncode == 2, result
     [line] = result.stderr.splitlines()
     assert line.startswith("devidp: ") and "address in use" in line
