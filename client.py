@@ -26,9 +26,8 @@ import pydantic
 from flask import session
 from logto import LogtoClient, LogtoConfig, LogtoException, Storage
 from logto.LogtoClient import SignInSession
-from logto.OidcCore import OidcCore
-from logto.models.oidc import IdTokenClaims, OidcProviderMetadata
 
+from oidc_core import ResponseTooLarge, StrictOidcCore, check_discovery
 from settings import Settings
 from token_refresh import TOKEN_KEYS, RefreshGuard
 
@@ -36,7 +35,6 @@ log = logging.getLogger("auth")
 T = TypeVar("T")
 
 SIGN_IN_TIMEOUT_SECONDS = 15 * 60
-ID_TOKEN_ALGORITHMS = ["ES384", "ES256", "ES512", "RS256", "PS256"]  # asymmetric only
 HF_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 
 
@@ -144,33 +142,11 @@ def _hf_username(value: Any) -> str | None:
 
 def _https_url(value: Any) -> str | None:
     """Only https image URLs reach an <img src>; anything else (javascript:, data:, http:) is dropped."""
-    if isinstance(value, str) and urlsplit(value).scheme == "https" and urlsplit(value).hostname:
-        return value
-    return None
-
-
-class StrictOidcCore(OidcCore):
-    """The SDK's OIDC core with a stricter ID-token check (asymmetric algorithms, required claims)."""
-
-    def verifyIdToken(self, idToken: str, clientId: str) -> None:
-        signing_key = self.jwksClient.get_signing_key_from_jwt(idToken)
-        claims = jwt.decode(
-            idToken,
-            signing_key.key,
-            algorithms=ID_TOKEN_ALGORITHMS,
-            audience=clientId,
-            issuer=self.metadata.issuer,
-            leeway=30,
-            options={"require": ["iss", "sub", "aud", "exp", "iat"]},
-        )
-        if not isinstance(claims["sub"], str) or not claims["sub"]:
-            raise jwt.InvalidTokenError("sub is not a non-empty string")
-        # The SDK reads stored ID tokens with this model later (`getIdTokenClaims`), so a token it cannot
-        # read must not get in; e.g. it wants `aud` as one string, which is what Logto issues.
-        try:
-            IdTokenClaims(**claims)
-        except pydantic.ValidationError:
-            raise jwt.InvalidTokenError("claims of unexpected types") from None
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+    except ValueError:  # e.g. "https://[oops"
+        return None
+    return value if parts and parts.scheme == "https" and parts.hostname else None
 
 
 class SiteLogtoClient(LogtoClient):
@@ -180,7 +156,7 @@ class SiteLogtoClient(LogtoClient):
         super().__init__(logto.config, storage)
         self._logto = logto
 
-    async def getOidcCore(self) -> OidcCore:
+    async def getOidcCore(self) -> StrictOidcCore:
         return await self._logto.core()
 
 
@@ -202,18 +178,14 @@ class Logto:
         return SiteLogtoClient(self, storage or SessionStorage())
 
     async def core(self) -> StrictOidcCore:
+        """The OIDC core, made once per process from Logto's discovery document (retried until it works)."""
         if self._core is None:
             discovery_url = f"{self.settings.issuer}/.well-known/openid-configuration"
-            metadata = await OidcCore.getProviderMetadata(discovery_url)
-            _check_discovery(metadata, self.settings.issuer)
-            core = StrictOidcCore(metadata)
-            core.jwksClient = jwt.PyJWKClient(
-                metadata.jwks_uri,
-                cache_keys=True,
-                timeout=self.settings.logto_timeout,
-                cooldown_duration=0,  # a rotated signing key is fetched at the next sign-in, not 30 s later
-            )
-            self._core = core
+            metadata = await StrictOidcCore.getProviderMetadata(discovery_url)
+            problem = check_discovery(metadata, self.settings.issuer)
+            if problem:
+                raise LogtoUnavailable("The identity service is misconfigured.", problem)
+            self._core = StrictOidcCore(metadata)
         return self._core
 
     async def guarded(self, step: str, awaitable: Awaitable[T]) -> T:
@@ -225,21 +197,15 @@ class Logto:
         except asyncio.TimeoutError:
             raise _unavailable(step, f"no answer within {self.settings.logto_timeout:g}s") from None
         except LogtoException as error:
-            oauth_error = _oauth_error(str(error))
-            if oauth_error is None:
-                raise _unavailable(step, "unexpected answer") from None
-            if step == "refresh" or oauth_error == "invalid_token":
-                raise SessionEnded(
-                    "Your sign-in is no longer valid. Please sign in again.", f"{step}: {oauth_error}"
-                ) from None
-            raise SignInRejected("Logto did not accept this sign-in. Please try again.", f"{step}: {oauth_error}") from None
-        except jwt.PyJWKClientConnectionError:
-            raise _unavailable(step, "JWKS unreachable") from None
-        except (jwt.PyJWKClientError, jwt.InvalidTokenError) as error:
+            raise _rejection(step, _oauth_error(str(error))) from None
+        except (jwt.PyJWKSetError, ResponseTooLarge) as error:
+            raise _unavailable(step, type(error).__name__) from None
+        except jwt.PyJWTError as error:
             raise SignInRejected(
-                "The sign-in could not be verified. Please try again.", f"{step}: ID token rejected ({type(error).__name__})"
+                "The sign-in could not be verified. Please try again.", f"{step}: ID token rejected ({error})"
             ) from None
-        except (aiohttp.ClientError, OSError, ValueError, pydantic.ValidationError, KeyError, TypeError) as error:
+        except (aiohttp.ClientError, OSError, ValueError, pydantic.ValidationError, KeyError, TypeError,
+                RecursionError) as error:
             raise _unavailable(step, type(error).__name__) from None
 
     async def sign_in_url(self, *, sign_up: bool) -> str:
@@ -258,23 +224,25 @@ class Logto:
     async def finish_sign_in(self, query_string: str) -> tuple[DictStorage, SignedInUser]:
         """Check the callback, exchange the code, verify the ID token and nonce, fetch userinfo.
 
-        Works on scratch storage: the session is only changed by the caller, on success.
-        Raises `AuthFailure`; the pending sign-in is consumed either way.
+        Works on scratch storage: the session only changes through the caller, on success. A callback
+        whose `state` does not match leaves the sign-in in progress alone (a forged link cannot cancel
+        it); any other outcome consumes it.
         """
-        pending_json = session.pop("logto.signInSession", None)
-        nonce = session.pop("sign_in.nonce", None)
-        started = session.pop("sign_in.started", 0)
-        pending = _parse_sign_in_session(pending_json)
+        query = parse_qs(query_string, keep_blank_values=True)
+        pending = _parse_sign_in_session(session.get("logto.signInSession"))
+        nonce, started = session.get("sign_in.nonce"), session.get("sign_in.started", 0)
         if pending is None or not isinstance(nonce, str):
             raise BadCallback(
                 "There is no sign-in in progress in this browser (it may have finished already, or cookies are blocked).",
                 "callback without a sign-in in progress",
             )
-        query = parse_qs(query_string, keep_blank_values=True)
         state = _single(query, "state")
         if state is None or not hmac.compare_digest(state.encode(), pending.state.encode()):
             raise BadCallback("The sign-in response did not match the sign-in this browser started.", "state mismatch")
-        if time.time() - started > SIGN_IN_TIMEOUT_SECONDS:
+        pending_json = session.pop("logto.signInSession")
+        for key in ("sign_in.nonce", "sign_in.started"):
+            session.pop(key, None)
+        if not isinstance(started, int) or time.time() - started > SIGN_IN_TIMEOUT_SECONDS:
             raise BadCallback("The sign-in took too long. Please start again.", "sign-in expired")
         error = _single(query, "error")
         if error is not None:
@@ -282,17 +250,18 @@ class Logto:
                 raise SignInRejected("Sign-in was cancelled.", "user cancelled (access_denied)")
             raise SignInRejected("Logto could not complete the sign-in.", f"authorization error {_safe_code(error)}")
         core = await self.guarded("discovery", self.core())
-        if "iss" in query and _single(query, "iss") != core.metadata.issuer:  # RFC 9207 mix-up defence
-            raise BadCallback("The sign-in response came from an unexpected issuer.", "iss mismatch")
+        if _single(query, "iss") != core.metadata.issuer:  # RFC 9207: Logto always sends it
+            raise BadCallback("The sign-in response came from an unexpected issuer.", "iss missing or mismatched")
         if not _single(query, "code"):
             raise BadCallback("The sign-in response has no authorization code.", "callback without code")
 
         scratch = DictStorage({"signInSession": pending_json})
         client = self.client(scratch)
         await self.guarded("token", client.handleSignInCallback(f"{self.settings.redirect_uri}?{query_string}"))
-        if client.getIdToken() is None:
+        id_token = client.getIdToken()
+        if id_token is None:
             raise SignInRejected("Logto did not return an ID token.", "token: no id_token")
-        claims = jwt.decode(client.getIdToken(), options={"verify_signature": False})
+        claims = jwt.decode(id_token, options={"verify_signature": False})  # verified by the SDK just now
         if not hmac.compare_digest(str(claims.get("nonce", "")).encode(), nonce.encode()):
             raise SignInRejected("The sign-in could not be verified. Please try again.", "nonce mismatch")
         userinfo = await self.fetch_userinfo(scratch, claims)
@@ -301,42 +270,39 @@ class Logto:
     async def fetch_userinfo(
         self, storage: Storage, id_claims: Mapping[str, Any], *, session_id: str | None = None
     ) -> dict[str, Any]:
-        """Userinfo (refreshing the access token first if needed); its `sub` must be the ID token's.
+        """Userinfo, refreshing the access token first if needed; the user must stay the same.
 
-        With a `session_id`, refreshes of that session are serialised (see token_refresh.py).
+        A refresh works on a copy of `storage`, which gets the new tokens only when the refreshed ID
+        token is still about `id_claims["sub"]`. With a `session_id`, refreshes of that session are
+        serialised (see token_refresh.py).
         """
-        client = self.client(storage)
         if session_id is None:
-            access_token = await self.guarded("refresh", client.getAccessToken())
-        else:
-            with self._refresh_guard.exclusive(session_id, storage):
-                access_token = await self.guarded("refresh", client.getAccessToken())
+            return await self._fetch_userinfo(storage, id_claims)
+        try:
+            with self._refresh_guard.exclusive(session_id, storage, timeout=2 * self.settings.logto_timeout):
+                return await self._fetch_userinfo(storage, id_claims)
+        except TimeoutError:
+            raise _unavailable("refresh", "another refresh of this session did not finish") from None
+
+    async def _fetch_userinfo(self, storage: Storage, id_claims: Mapping[str, Any]) -> dict[str, Any]:
+        scratch = DictStorage({key: storage.get(key) for key in TOKEN_KEYS if storage.get(key) is not None})
+        client = self.client(scratch)
+        access_token = await self.guarded("refresh", client.getAccessToken())
         if access_token is None:
             raise SessionEnded("Your sign-in is no longer valid. Please sign in again.", "refresh: no refresh token")
+        id_token = client.getIdToken()  # a refresh may have replaced it; the SDK verified the new one
+        if id_token is None or jwt.decode(id_token, options={"verify_signature": False}).get("sub") != id_claims.get("sub"):
+            raise SessionEnded("Your sign-in is no longer valid. Please sign in again.", "refresh: another user's ID token")
         core = await self.guarded("discovery", self.core())
         userinfo = await self.guarded("userinfo", core.fetchUserInfo(access_token))
         if userinfo.sub != id_claims.get("sub"):
             raise SignInRejected("The sign-in could not be verified. Please try again.", "userinfo sub mismatch")
+        for key in TOKEN_KEYS:
+            storage.set(key, scratch.get(key))
         return userinfo.model_dump()
 
     async def sign_out_url(self) -> str:
         return await self.guarded("sign-out", self.client().signOut(self.settings.post_sign_out_uri))
-
-
-def _check_discovery(metadata: OidcProviderMetadata, issuer: str) -> None:
-    """Logto serves every endpoint from its own origin; anything else is not the Logto we were told to use."""
-    if metadata.issuer != issuer:
-        raise _misconfigured(f"discovery issuer {metadata.issuer!r} is not {issuer!r}")
-    origin = urlsplit(issuer)[:2]
-    endpoints = [metadata.authorization_endpoint, metadata.token_endpoint, metadata.userinfo_endpoint,
-                 metadata.jwks_uri, metadata.end_session_endpoint or issuer]
-    for url in endpoints:
-        if urlsplit(url)[:2] != origin:
-            raise _misconfigured(f"discovery endpoint {url[:100]!r} is not on {issuer!r}")
-
-
-def _misconfigured(cause: str) -> LogtoUnavailable:
-    return LogtoUnavailable("The identity service is misconfigured.", cause)
 
 
 def keep_tokens(scratch: DictStorage) -> None:
@@ -364,7 +330,7 @@ def _oauth_error(text: str) -> str | None:
     """The OAuth `error` code from an error body Logto sent, if it is one."""
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     error = body.get("error") if isinstance(body, dict) else None
     return _safe_code(error) if isinstance(error, str) else None
@@ -373,6 +339,15 @@ def _oauth_error(text: str) -> str | None:
 def _safe_code(code: str) -> str:
     """An error code fit for a log line: short, no spaces or control characters."""
     return "".join(c for c in code[:40] if c.isalnum() or c in "_-.") or "unknown"
+
+
+def _rejection(step: str, oauth_error: str | None) -> AuthFailure:
+    """The failure for an error answer from Logto at `step`."""
+    if (step, oauth_error) in {("refresh", "invalid_grant"), ("userinfo", "invalid_token")}:
+        return SessionEnded("Your sign-in is no longer valid. Please sign in again.", f"{step}: {oauth_error}")
+    if step == "token" and oauth_error is not None:
+        return SignInRejected("Logto did not accept this sign-in. Please try again.", f"token: {oauth_error}")
+    return _unavailable(step, f"error answer ({oauth_error or 'not OAuth JSON'})")
 
 
 def _unavailable(step: str, cause: str) -> LogtoUnavailable:

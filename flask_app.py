@@ -32,6 +32,7 @@ from settings import ConfigError, Settings, load_settings
 log = logging.getLogger("auth")
 AUTH_PATHS = frozenset({"/sign-in", "/sign-up", "/callback", "/sign-out"})
 MAX_NEXT_LENGTH = 2048
+MAX_STORED_SESSIONS = 100_000
 
 
 def create_app(env: Mapping[str, str] | None = None) -> Flask:
@@ -67,7 +68,9 @@ def _configure(app: Flask, settings: Settings) -> None:
         SETTINGS=settings,
         SECRET_KEY=settings.secret_key,
         SESSION_TYPE="cachelib",
-        SESSION_CACHELIB=FileSystemCache(str(settings.data_dir / "sessions"), threshold=0, mode=0o600),
+        # Past MAX_STORED_SESSIONS, expired sessions are deleted, then the oldest: a flood of
+        # anonymous visits cannot fill the disk.
+        SESSION_CACHELIB=FileSystemCache(str(settings.data_dir / "sessions"), threshold=MAX_STORED_SESSIONS, mode=0o600),
         SESSION_COOKIE_NAME="site_session",  # not `session`: the dev provider shares the host name
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -162,6 +165,7 @@ def _register_routes(app: Flask) -> None:
             return redirect(await logto().sign_out_url())
         except LogtoUnavailable as failure:
             log.warning("event=sign-out-local-only user=%s cause=%r", user_id, failure.cause)
+            g.user = None
             return render_template("signed_out.html"), 503
 
     @app.get("/profile")

@@ -153,6 +153,8 @@ def check_endpoint(url: str) -> str:
         )
     if parts.query or parts.fragment:
         raise ConfigError(f"LOGTO_ENDPOINT={url!r} has a query or fragment: use only the base URL")
+    if parts.scheme == "http" and not is_loopback_url(url):
+        raise ConfigError(f"LOGTO_ENDPOINT={url!r} must use https unless the host is localhost or 127.0.0.1")
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from cachelib import FileSystemCache
 from logto import Storage
 
-LOCK_STRIPES = 64  # fixed number of lock files, shared by all sessions
+LOCK_STRIPES = 1024  # a fixed number of lock files, each shared by the sessions hashed to it
 HANDOFF_SECONDS = 300
 TOKEN_KEYS = ("idToken", "refreshToken", "accessTokenMap")
 
@@ -32,11 +33,14 @@ class RefreshGuard:
         )
 
     @contextmanager
-    def exclusive(self, session_id: str, storage: Storage) -> Iterator[None]:
-        """Hold this session's refresh lock; bring `storage` up to date first, pass on new tokens after."""
+    def exclusive(self, session_id: str, storage: Storage, *, timeout: float) -> Iterator[None]:
+        """Hold this session's refresh lock; bring `storage` up to date first, pass on new tokens after.
+
+        Raises `TimeoutError` if the lock is not free within `timeout` seconds.
+        """
         stripe = int(hashlib.sha256(session_id.encode()).hexdigest(), 16) % LOCK_STRIPES
-        with open(self._lock_dir / f"{stripe:02d}.lock", "a+b") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
+        with open(self._lock_dir / f"{stripe:04d}.lock", "a+b") as lock_file:
+            _lock(lock_file, timeout)
             try:
                 self._adopt(session_id, storage)
                 before = storage.get("refreshToken")
@@ -56,6 +60,18 @@ class RefreshGuard:
                 return
             for name, value in tokens.items():
                 storage.set(name, value)
+
+
+def _lock(lock_file: BinaryIO, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError("refresh lock busy") from None
+            time.sleep(0.01)
 
 
 def _handoff_key(session_id: str, replaced_refresh_token: str) -> str:

@@ -12,7 +12,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from logto.models.oidc import OidcProviderMetadata
 
-from client import Logto, LogtoUnavailable, SignInRejected, StrictOidcCore
+from logto import LogtoException
+
+from client import Logto, LogtoUnavailable, SessionEnded, SignInRejected
+from oidc_core import ResponseTooLarge, StrictOidcCore
 from settings import load_settings
 
 ISSUER = "http://localhost:3001/oidc"
@@ -20,21 +23,17 @@ APP_ID = "local-dev-site"
 KEY = ec.generate_private_key(ec.SECP384R1())
 
 
-class OneKey:
-    """Stands in for PyJWKClient: always answers with the given public key."""
-
-    def __init__(self, public_key: object) -> None:
-        self.key = public_key
-
-    def get_signing_key_from_jwt(self, token: str) -> "OneKey":
-        return self
+def as_jwk(public_key: object) -> jwt.PyJWK:
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return jwt.PyJWK.from_json(jwt.algorithms.ECAlgorithm.to_jwk(public_key))
+    return jwt.PyJWK.from_json(jwt.algorithms.RSAAlgorithm.to_jwk(public_key))
 
 
 @pytest.fixture
 def core() -> StrictOidcCore:
     metadata = json.loads((Path(__file__).parent / "fixtures/discovery.json").read_text())
     strict = StrictOidcCore(OidcProviderMetadata(**metadata))
-    strict.jwksClient = OneKey(KEY.public_key())
+    strict._keys = {None: as_jwk(KEY.public_key())}  # tokens below carry no kid
     return strict
 
 
@@ -82,7 +81,7 @@ def test_unsigned_and_symmetric_tokens_are_refused(core):
     with pytest.raises(jwt.InvalidTokenError):
         core.verifyIdToken(unsigned, APP_ID)
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    core.jwksClient = OneKey(rsa_key.public_key())
+    core._keys = {None: as_jwk(rsa_key.public_key())}
     forged = jwt.encode(claims(), "shared-secret-guess-of-thirty-two-bytes-or-more", algorithm="HS256")
     with pytest.raises(jwt.InvalidTokenError):
         core.verifyIdToken(forged, APP_ID)
@@ -108,8 +107,15 @@ def logto(tmp_path) -> Logto:
     "step, error, expected, cause",
     [
         ("token", jwt.InvalidSignatureError("x"), SignInRejected, "ID token rejected"),
-        ("token", jwt.PyJWKClientError("no kid"), SignInRejected, "ID token rejected"),
-        ("token", jwt.PyJWKClientConnectionError("down"), LogtoUnavailable, "JWKS unreachable"),
+        ("token", jwt.InvalidKeyError("ES256 header, P-384 key"), SignInRejected, "ID token rejected"),
+        ("token", jwt.PyJWKSetError("no keys"), LogtoUnavailable, "PyJWKSetError"),
+        ("token", ResponseTooLarge("300 MB"), LogtoUnavailable, "ResponseTooLarge"),
+        ("token", RecursionError(), LogtoUnavailable, "RecursionError"),
+        ("token", LogtoException('{"error": "invalid_grant"}'), SignInRejected, "token: invalid_grant"),
+        ("refresh", LogtoException('{"error": "invalid_grant"}'), SessionEnded, "refresh: invalid_grant"),
+        ("refresh", LogtoException('{"error": "server_error"}'), LogtoUnavailable, "server_error"),
+        ("userinfo", LogtoException('{"error": "invalid_token"}'), SessionEnded, "userinfo: invalid_token"),
+        ("token", LogtoException("[" * 100000), LogtoUnavailable, "not OAuth JSON"),
         ("token", ValueError("not json"), LogtoUnavailable, "ValueError"),
         ("token", ConnectionResetError(), LogtoUnavailable, "ConnectionResetError"),
         ("token", asyncio.TimeoutError(), LogtoUnavailable, "no answer within 1s"),
@@ -129,15 +135,13 @@ def test_a_hang_is_cut_at_the_timeout(logto):
 
 
 def test_discovery_from_another_issuer_is_refused(logto, monkeypatch):
-    from logto.OidcCore import OidcCore
-
     metadata = json.loads((Path(__file__).parent / "fixtures/discovery.json").read_text())
     metadata["issuer"] = "https://evil.example/oidc"
 
     async def impostor(url: str) -> OidcProviderMetadata:
         return OidcProviderMetadata(**metadata)
 
-    monkeypatch.setattr(OidcCore, "getProviderMetadata", staticmethod(impostor))
+    monkeypatch.setattr(StrictOidcCore, "getProviderMetadata", staticmethod(impostor))
     with pytest.raises(LogtoUnavailable, match="discovery issuer"):
         asyncio.run(logto.guarded("discovery", logto.core()))
 
@@ -152,7 +156,10 @@ def test_userinfo_for_another_user_is_refused(logto, core):
 
     core.fetchUserInfo = someone_elses
     logto._core = core
-    storage = DictStorage({"accessTokenMap": json.dumps({"x": {"": {"token": "at", "expiresAt": int(time.time()) + 600}}})})
+    storage = DictStorage({
+        "idToken": jwt.encode(claims(), KEY, algorithm="ES384"),
+        "accessTokenMap": json.dumps({"x": {"": {"token": "at", "expiresAt": int(time.time()) + 600}}}),
+    })
     with pytest.raises(SignInRejected, match="userinfo sub mismatch"):
         asyncio.run(logto.fetch_userinfo(storage, {"sub": "u1"}))
 
@@ -161,14 +168,12 @@ def test_userinfo_for_another_user_is_refused(logto, core):
                                    "end_session_endpoint"])
 @pytest.mark.parametrize("elsewhere", ["https://evil.example/oidc/x", "file:///etc/passwd", "http://localhost:9/oidc/x"])
 def test_discovery_endpoints_elsewhere_are_refused(logto, monkeypatch, field, elsewhere):
-    from logto.OidcCore import OidcCore
-
     metadata = json.loads((Path(__file__).parent / "fixtures/discovery.json").read_text())
     metadata[field] = elsewhere
 
     async def detour(url: str) -> OidcProviderMetadata:
         return OidcProviderMetadata(**metadata)
 
-    monkeypatch.setattr(OidcCore, "getProviderMetadata", staticmethod(detour))
+    monkeypatch.setattr(StrictOidcCore, "getProviderMetadata", staticmethod(detour))
     with pytest.raises(LogtoUnavailable, match="discovery endpoint"):
         asyncio.run(logto.guarded("discovery", logto.core()))

@@ -49,6 +49,7 @@ def test_real_tenant_settings(tmp_path):
         ({"LOGTO_ENDPOINT": "abc123.logto.app"}, "LOGTO_ENDPOINT"),
         ({"LOGTO_ENDPOINT": "https://abc123.logto.app/oidc"}, "LOGTO_ENDPOINT"),
         ({"LOGTO_ENDPOINT": "https://abc123.logto.app/oidc/"}, "drop it"),
+        ({"LOGTO_ENDPOINT": "http://auth.example.com"}, "https"),
         ({"LOGTO_APP_ID": ""}, "LOGTO_APP_ID"),
         ({"LOGTO_APP_SECRET": ""}, "LOGTO_APP_SECRET"),
         ({"APP_BASE_URL": "https://example.com/app"}, "APP_BASE_URL"),

@@ -29,7 +29,7 @@ def app(tmp_path, monkeypatch):
     import json
     from pathlib import Path
 
-    from logto.OidcCore import OidcCore
+    from oidc_core import StrictOidcCore
     from logto.models.oidc import OidcProviderMetadata
 
     metadata = OidcProviderMetadata(**json.loads((Path(__file__).parent / "fixtures/discovery.json").read_text()))
@@ -38,7 +38,7 @@ def app(tmp_path, monkeypatch):
         assert url == "http://localhost:3001/oidc/.well-known/openid-configuration"
         return metadata
 
-    monkeypatch.setattr(OidcCore, "getProviderMetadata", staticmethod(recorded_metadata))
+    monkeypatch.setattr(StrictOidcCore, "getProviderMetadata", staticmethod(recorded_metadata))
     return create_app({"APP_DATA_DIR": str(tmp_path), "DEVIDP_PORT": "3001"})
 
 

@@ -1,0 +1,143 @@
+"""The SDK's OIDC core, made safe against a misbehaving or hostile identity provider.
+
+logto 0.2.1's `OidcCore` follows redirects (a 307 would replay the client secret to another host),
+reads bodies of any size, fetches JWKS with blocking urllib that no timeout around it can stop, and
+accepts any ID token PyJWT accepts. `StrictOidcCore` keeps the SDK's interface and replaces the
+network calls with `fetch_json` (no redirects, 1 MiB at most, async so `asyncio.wait_for` can stop
+it), keeps the signing keys itself (fetched when a token names a key it does not know, or after
+5 minutes), and checks ID tokens strictly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import jwt
+import pydantic
+from logto import LogtoException
+from logto.OidcCore import OidcCore
+from logto.models.oidc import IdTokenClaims, OidcProviderMetadata
+from logto.models.response import TokenResponse, UserInfoResponse
+from logto.utilities import removeFalsyKeys
+
+MAX_BODY_BYTES = 1024 * 1024
+KEYS_MAX_AGE_SECONDS = 300
+ID_TOKEN_ALGORITHMS = ["ES384", "ES256", "ES512", "RS256", "PS256"]  # asymmetric only
+PRINTABLE_ID = re.compile(r"[\x21-\x7e]{1,255}")  # Logto ids are short alphanumerics
+
+
+class ResponseTooLarge(ValueError):
+    """The identity provider sent more than `MAX_BODY_BYTES`."""
+
+
+async def fetch_json(method: str, url: str, **request: Any) -> Any:
+    """One request to the identity provider, parsed as JSON; a non-200 raises `LogtoException(body)` as the SDK does."""
+    async with aiohttp.ClientSession() as http:
+        async with http.request(method, url, allow_redirects=False, **request) as response:
+            if (response.content_length or 0) > MAX_BODY_BYTES:
+                raise ResponseTooLarge(f"{response.content_length} bytes")
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    raise ResponseTooLarge(f"over {MAX_BODY_BYTES} bytes")
+            text = body.decode("utf-8", errors="replace")
+            if response.status != 200:
+                raise LogtoException(text)
+            return json.loads(text)
+
+
+class StrictOidcCore(OidcCore):
+    def __init__(self, metadata: OidcProviderMetadata) -> None:
+        super().__init__(metadata)
+        self.jwksClient = None  # the SDK's blocking JWKS client is never used
+        self._keys: dict[str | None, jwt.PyJWK] = {}
+        self._keys_fetched_at = 0.0
+
+    @staticmethod
+    async def getProviderMetadata(discoveryUrl: str) -> OidcProviderMetadata:
+        return OidcProviderMetadata(**await fetch_json("GET", discoveryUrl))
+
+    async def fetchTokenByCode(
+        self, clientId: str, clientSecret: str | None, redirectUri: str, code: str, codeVerifier: str
+    ) -> TokenResponse:
+        form = {"grant_type": "authorization_code", "client_id": clientId, "client_secret": clientSecret,
+                "redirect_uri": redirectUri, "code": code, "code_verifier": codeVerifier}
+        return await self._token_request(form)
+
+    async def fetchTokenByRefreshToken(
+        self, clientId: str, clientSecret: str | None, refreshToken: str, resource: str = ""
+    ) -> TokenResponse:
+        form = {"grant_type": "refresh_token", "client_id": clientId, "client_secret": clientSecret,
+                "refresh_token": refreshToken, "resource": resource}
+        return await self._token_request(form)
+
+    async def fetchUserInfo(self, accessToken: str) -> UserInfoResponse:
+        headers = {"Authorization": f"Bearer {accessToken}"}
+        return UserInfoResponse(**await fetch_json("GET", self.metadata.userinfo_endpoint, headers=headers))
+
+    async def _token_request(self, form: dict[str, Any]) -> TokenResponse:
+        tokens = TokenResponse(**await fetch_json("POST", self.metadata.token_endpoint, data=removeFalsyKeys(form)))
+        if tokens.id_token is not None:
+            await self._have_key_for(tokens.id_token)  # the SDK verifies it next, synchronously
+        return tokens
+
+    async def _have_key_for(self, id_token: str) -> None:
+        kid = jwt.get_unverified_header(id_token).get("kid")
+        fresh = time.monotonic() - self._keys_fetched_at < KEYS_MAX_AGE_SECONDS
+        if fresh and kid in self._keys:
+            return
+        document = await fetch_json("GET", self.metadata.jwks_uri)
+        if not isinstance(document, dict):
+            raise jwt.PyJWKSetError("the JWKS is not a JSON object")
+        key_set = jwt.PyJWKSet.from_dict(document)
+        self._keys = {key.key_id: key for key in key_set.keys if key.public_key_use in (None, "sig")}
+        self._keys_fetched_at = time.monotonic()
+
+    def verifyIdToken(self, idToken: str, clientId: str) -> None:
+        key = self._keys.get(jwt.get_unverified_header(idToken).get("kid"))
+        if key is None:
+            raise jwt.InvalidTokenError("signed with a key the JWKS does not have")
+        try:
+            claims = jwt.decode(
+                idToken,
+                key.key,
+                algorithms=ID_TOKEN_ALGORITHMS,
+                audience=clientId,
+                issuer=self.metadata.issuer,
+                leeway=30,
+                options={"require": ["iss", "sub", "aud", "exp", "iat"]},
+            )
+        except (TypeError, ValueError) as error:  # e.g. an RS256 header on an EC key
+            raise jwt.InvalidTokenError(f"signature check failed ({type(error).__name__})") from None
+        if not isinstance(claims["sub"], str) or not PRINTABLE_ID.fullmatch(claims["sub"]):
+            raise jwt.InvalidTokenError("sub is not a printable id")
+        if "azp" in claims and claims["azp"] != clientId:
+            raise jwt.InvalidTokenError("azp names another client")
+        # The SDK reads stored ID tokens with this model later (`getIdTokenClaims`), so a token it cannot
+        # read must not get in; e.g. it wants `aud` as one string, which is what Logto issues.
+        try:
+            IdTokenClaims(**claims)
+        except pydantic.ValidationError:
+            raise jwt.InvalidTokenError("claims of unexpected types") from None
+
+
+def check_discovery(metadata: OidcProviderMetadata, issuer: str) -> str | None:
+    """What is wrong with a discovery document for `issuer`, if anything.
+
+    Logto serves every endpoint from its own origin; anything else is not the Logto we were told to use.
+    """
+    if metadata.issuer != issuer:
+        return f"discovery issuer {metadata.issuer[:100]!r} is not {issuer!r}"
+    origin = urlsplit(issuer)[:2]
+    endpoints = [metadata.authorization_endpoint, metadata.token_endpoint, metadata.userinfo_endpoint,
+                 metadata.jwks_uri, metadata.end_session_endpoint or issuer]
+    for url in endpoints:
+        if urlsplit(url)[:2] != origin:
+            return f"discovery endpoint {url[:100]!r} is not on {issuer!r}"
+    return None
