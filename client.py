@@ -1,10 +1,11 @@
 """Logto wiring: the SDK's `LogtoClient` on Flask-session storage, and what logto 0.2.1 leaves to us.
 
 - `SessionStorage`: the SDK's `Storage` on the server-side Flask session (tokens never reach the browser).
-- `Logto`: one per app. Fetches discovery and JWKS once per process, hands out a `LogtoClient` per
-  request, and wraps every call to Logto in a timeout and the failure pages below.
+- `Logto`: one per app. Keeps one OIDC core per process (oidc_core.py: discovery, signing keys, a
+  safe transport), hands out a `LogtoClient` per request, and turns every way a call to Logto can
+  fail into one of the `AuthFailure` pages below, within a timeout.
 - Sign-in extras the SDK cannot do: `nonce`, `direct_sign_in`, `first_screen`, the callback's
-  `iss` check, and the nonce check on the ID token.
+  `iss` check, the nonce check on the ID token, and refreshes that cannot switch the user.
 """
 
 from __future__ import annotations
@@ -202,7 +203,7 @@ class Logto:
             raise _unavailable(step, type(error).__name__) from None
         except jwt.PyJWTError as error:
             raise SignInRejected(
-                "The sign-in could not be verified. Please try again.", f"{step}: ID token rejected ({error})"
+                "The sign-in could not be verified. Please try again.", f"{step}: ID token rejected ({str(error)[:120]})"
             ) from None
         except (aiohttp.ClientError, OSError, ValueError, pydantic.ValidationError, KeyError, TypeError,
                 RecursionError) as error:
