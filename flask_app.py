@@ -238,33 +238,35 @@ def _register_error_pages(app: Flask) -> None:
 
 
 @click.command("dev")
-@click.option("--provider-only", is_flag=True, help="Start only the local dev identity provider.")
-def dev_command(provider_only: bool) -> None:
+def dev_command() -> None:
     """Run the site on APP_BASE_URL's port; without LOGTO_ENDPOINT, also the local dev identity provider."""
-    from devidp.launcher import ensure_installed, start_provider  # only the dev command needs Node
+    from devidp.launcher import DevIdpError, ensure_installed, start_provider  # only `dev` needs Node
 
     if "CONFIG_ERROR" in current_app.config:
         raise click.ClickException(current_app.config["CONFIG_ERROR"])
     settings: Settings = current_app.config["SETTINGS"]
-    port = urlsplit(settings.app_base_url).port or 80
     provider = None
     if settings.uses_dev_provider:
-        ensure_installed()
-        provider = start_provider(
-            port=settings.dev_provider_port,
-            client_id=settings.logto_app_id,
-            client_secret=settings.logto_app_secret,
-            redirect_uris=[settings.redirect_uri],
-            post_logout_redirect_uris=[settings.post_sign_out_uri],
-            data_dir=settings.data_dir / "devidp",
-        )
+        try:
+            ensure_installed()
+            provider = start_provider(
+                port=settings.dev_provider_port,
+                client_id=settings.logto_app_id,
+                client_secret=settings.logto_app_secret,
+                redirect_uris=[settings.redirect_uri],
+                post_logout_redirect_uris=[settings.post_sign_out_uri],
+                data_dir=settings.data_dir / "devidp",
+            )
+        except DevIdpError as error:
+            raise click.ClickException(f"the local identity provider did not start: {error}") from None
         click.echo(f" * Local dev identity provider (not Logto): {provider.endpoint}")
+    click.echo(f" * Site: {settings.app_base_url}")
+    port = urlsplit(settings.app_base_url).port or (443 if settings.is_https else 80)
     try:
-        if provider_only:
-            provider.process.wait() if provider else None
-            return
-        click.echo(f" * Site: {settings.app_base_url}")
-        run_simple("127.0.0.1", port, current_app._get_current_object(), threaded=True, request_handler=QuietRequestHandler)
+        run_simple("127.0.0.1", port, current_app._get_current_object(), threaded=True,
+                   request_handler=QuietRequestHandler)
+    except OSError as error:
+        raise click.ClickException(f"cannot serve on port {port}: {error.strerror}") from None
     finally:
         if provider:
             provider.stop()
