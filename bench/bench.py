@@ -39,11 +39,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="requests per page (sign-ins: a quarter)")
     count = parser.parse_args().requests
-    for name in ("werkzeug", "auth"):  # one log line per request would be measured too
-        logging.getLogger(name).setLevel(logging.ERROR)
 
     with tempfile.TemporaryDirectory() as data_dir:
         stack = start_stack(Path(data_dir))
+        for name in ("werkzeug", "auth"):  # one log line per request would be measured too
+            logging.getLogger(name).setLevel(logging.ERROR)
         try:
             rows = measure(stack, count)
         finally:
