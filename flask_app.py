@@ -9,6 +9,7 @@ import functools
 import inspect
 import logging
 import os
+import re
 import secrets
 from dataclasses import asdict
 from typing import Any, Callable, Mapping
@@ -23,7 +24,7 @@ from flask_session import Session
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import WSGIRequestHandler, run_simple
+from werkzeug.serving import run_simple
 
 from client import AuthFailure, Logto, LogtoUnavailable, SessionEnded, SessionStorage, keep_tokens
 from logto_admin import logto_cli
@@ -86,6 +87,9 @@ def _configure(app: Flask, settings: Settings) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
+    access_log = logging.getLogger("werkzeug")  # `flask run` and `flask dev`; gunicorn logs no access by default
+    if not any(isinstance(existing, DropQueryStrings) for existing in access_log.filters):
+        access_log.addFilter(DropQueryStrings())
 
 
 def logto() -> Logto:
@@ -263,8 +267,7 @@ def dev_command() -> None:
     click.echo(f" * Site: {settings.app_base_url}")
     port = urlsplit(settings.app_base_url).port or (443 if settings.is_https else 80)
     try:
-        run_simple("127.0.0.1", port, current_app._get_current_object(), threaded=True,
-                   request_handler=QuietRequestHandler)
+        run_simple("127.0.0.1", port, current_app._get_current_object(), threaded=True)
     except OSError as error:
         raise click.ClickException(f"cannot serve on port {port}: {error.strerror}") from None
     finally:
@@ -272,8 +275,10 @@ def dev_command() -> None:
             provider.stop()
 
 
-class QuietRequestHandler(WSGIRequestHandler):
-    """Access log without query strings: `/callback?code=...` must not reach the log."""
+class DropQueryStrings(logging.Filter):
+    """Werkzeug's access log writes whole URLs; `/callback?code=...` must not reach the log."""
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        self.log("info", '"%s %s" %s %s', self.command, self.path.split("?", 1)[0], code, size)
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg, record.args = re.sub(r"\?[^\s\"]*", "", message), ()
+        return True

@@ -247,6 +247,9 @@ def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
             _fail(str(exc), 2)
         except LogtoApiError as exc:
             _fail(exc.line(), 1)
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+            _fail(f"Logto answered in a shape this command does not understand ({type(exc).__name__}): "
+                  "is LOGTO_ENDPOINT a Logto server?", 1)
 
     return wrapper
 

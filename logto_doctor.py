@@ -26,7 +26,7 @@ from logto_api import (
     error_from_response,
     find_hf_connector,
 )
-from settings import MAKE_SECRET_HINT, MIN_SECRET_KEY_LENGTH, ConfigError, check_base_url, is_loopback_url
+from settings import MAKE_SECRET_HINT, ConfigError, check_base_url, is_loopback_url, secret_key_problem
 
 MAX_CLOCK_SKEW = 30.0  # seconds
 SETUP_COMMAND = "flask --app flask_app logto setup"
@@ -143,12 +143,8 @@ def check_secret_key(env: AdminEnv) -> Check:
         if local:
             return Check("ok", "FLASK_SECRET_KEY unset: fine locally (the site keeps a generated key in APP_DATA_DIR)")
         return Check("fail", "FLASK_SECRET_KEY is missing", MAKE_SECRET_HINT)
-    problem = ""
-    if len(key) < MIN_SECRET_KEY_LENGTH:
-        problem = f"is too short ({len(key)} characters, need {MIN_SECRET_KEY_LENGTH})"
-    elif len(set(key)) < 8:
-        problem = f"looks weak (only {len(set(key))} different characters)"
-    if not problem:
+    problem = secret_key_problem(key)
+    if problem is None:
         return Check("ok", f"FLASK_SECRET_KEY is set ({len(key)} characters)")
     if local:
         return Check("warn", f"FLASK_SECRET_KEY {problem}; fine only for local use", MAKE_SECRET_HINT)

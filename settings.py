@@ -22,6 +22,7 @@ DEFAULT_DEV_PROVIDER_PORT = 3001
 DEFAULT_SESSION_LIFETIME = timedelta(days=14)  # Logto's refresh-token lifetime
 DEV_APP_ID = "local-dev-site"
 MIN_SECRET_KEY_LENGTH = 32
+MIN_SECRET_KEY_DISTINCT = 8
 MAKE_SECRET_HINT = "make one with: python -c 'import secrets; print(secrets.token_hex(32))'"
 
 
@@ -131,6 +132,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 
 def check_base_url(url: str) -> str:
     parts = urlsplit(url)
+    try:
+        parts.port
+    except ValueError:
+        raise ConfigError(f"APP_BASE_URL={url!r} has a bad port: use e.g. http://localhost:3000") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"APP_BASE_URL={url!r} is not a URL: use e.g. http://localhost:3000")
     if parts.path.rstrip("/") or parts.query or parts.fragment:
@@ -159,13 +164,24 @@ def check_endpoint(url: str) -> str:
 
 
 def check_secret_key(key: str, base_url: str, data_dir: Path) -> str:
-    if len(key) >= MIN_SECRET_KEY_LENGTH:
+    """The key to sign sessions with. A key that is set must be strong; only local development may leave it unset."""
+    problem = secret_key_problem(key)
+    if problem is None:
         return key
-    if not is_loopback_url(base_url):
-        problem = "is missing" if not key else f"is too short ({len(key)} characters, need {MIN_SECRET_KEY_LENGTH})"
+    if key or not is_loopback_url(base_url):
         raise ConfigError(f"FLASK_SECRET_KEY {problem}: {MAKE_SECRET_HINT}")
     # Local development: keep a generated key so sessions survive restarts.
     return _read_or_create_secret(data_dir / "secret_key")
+
+
+def secret_key_problem(key: str) -> str | None:
+    if not key:
+        return "is missing"
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return f"is too short ({len(key)} characters, need {MIN_SECRET_KEY_LENGTH})"
+    if len(set(key)) < MIN_SECRET_KEY_DISTINCT:
+        return f"looks weak (only {len(set(key))} different characters)"
+    return None
 
 
 def dev_client_secret(data_dir: Path) -> str:

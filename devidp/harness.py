@@ -20,7 +20,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from devidp.launcher import RunningProvider, ensure_installed, start_provider
-from flask_app import QuietRequestHandler, create_app
+from flask_app import create_app
 from settings import DEV_APP_ID, dev_client_secret
 
 
@@ -54,7 +54,7 @@ class _LateApp:
 def start_stack(data_dir: Path, *, access_token_ttl: int | None = None, **env: str) -> Stack:
     ensure_installed()
     late = _LateApp()
-    server = make_server("127.0.0.1", 0, late, threaded=True, request_handler=QuietRequestHandler)
+    server = make_server("127.0.0.1", 0, late, threaded=True)
     base_url = f"http://localhost:{server.server_port}"
     provider = start_provider(
         port=0,

@@ -88,7 +88,8 @@ def test_next_after_a_whole_sign_in(stack: Stack, target):
     callback_url = follow_to_callback(http, response.headers["Location"], stack.base_url, username="fuzzy")
     landing = http.get(callback_url, allow_redirects=False, timeout=10)
     assert_answer_is_safe(stack, landing)
-    assert landing.headers["Location"] == safe_next(target)
+    location = landing.headers["Location"]
+    assert location in (target, "/") and not location.startswith("//") and "\\" not in location
 
 
 @FUZZ

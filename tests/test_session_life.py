@@ -104,7 +104,7 @@ def test_a_space_may_frame_the_site(tmp_path):
 
     app = create_app({"APP_DATA_DIR": str(tmp_path), "SPACE_ID": "me/site", "SPACE_HOST": "me-site.hf.space",
                       "LOGTO_ENDPOINT": "https://t.logto.app", "LOGTO_APP_ID": "a", "LOGTO_APP_SECRET": "s",
-                      "FLASK_SECRET_KEY": "k" * 64})
+                      "FLASK_SECRET_KEY": "0123456789abcdef" * 4})
     response = app.test_client().get("/")
     assert "frame-ancestors https://huggingface.co" in response.headers["Content-Security-Policy"]
     assert "X-Frame-Options" not in response.headers
@@ -124,7 +124,8 @@ def test_no_token_code_or_cookie_reaches_logs_or_pages(stack: Stack, caplog: pyt
     assert len(tokens) == 3  # ID, refresh and access token
     browser_cookies = {cookie.name: cookie.value for cookie in http.cookies}
     assert not any(token in value for token in tokens for value in browser_cookies.values())
-    secrets = tokens | {code, browser_cookies["site_session"], stack.app.secret_key}
+    settings = stack.app.config["SETTINGS"]
+    secrets = tokens | {code, browser_cookies["site_session"], stack.app.secret_key, settings.logto_app_secret}
     home = http.get(stack.base_url + "/", timeout=10)
     seen_pages.append(home.text)
     csrf = forms_in(home.text)[0]["fields"]["csrf_token"]
@@ -134,6 +135,7 @@ def test_no_token_code_or_cookie_reaches_logs_or_pages(stack: Stack, caplog: pyt
     # Everything the site process logged (urllib3 lines are this test's own HTTP client).
     logs = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records if not r.name.startswith("urllib3"))
     assert "event=sign-in user=" in logs and "event=sign-out user=" in logs
+    assert "GET /callback HTTP/1.1" in logs  # the access log saw the callback, without its query
     for secret in secrets:
         assert secret not in logs
         assert not any(secret in page for page in seen_pages)

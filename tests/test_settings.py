@@ -10,7 +10,7 @@ REAL = {
     "LOGTO_ENDPOINT": "https://abc123.logto.app",
     "LOGTO_APP_ID": "app-id",
     "LOGTO_APP_SECRET": "app-secret",
-    "FLASK_SECRET_KEY": "k" * 64,
+    "FLASK_SECRET_KEY": "0123456789abcdef" * 4,
 }
 
 
@@ -57,6 +57,10 @@ def test_real_tenant_settings(tmp_path):
         ({"APP_BASE_URL": "http://example.com"}, "https"),
         ({"APP_BASE_URL": "https://example.com", "FLASK_SECRET_KEY": ""}, "FLASK_SECRET_KEY is missing"),
         ({"APP_BASE_URL": "https://example.com", "FLASK_SECRET_KEY": "short"}, "too short"),
+        ({"APP_BASE_URL": "https://example.com", "FLASK_SECRET_KEY": "ab" * 32}, "looks weak"),
+        ({"APP_BASE_URL": "http://localhost:3000", "FLASK_SECRET_KEY": "short"}, "too short"),
+        ({"APP_BASE_URL": "http://localhost:abc"}, "bad port"),
+        ({"APP_BASE_URL": "http://localhost:99999"}, "bad port"),
         ({"SESSION_LIFETIME": "two weeks"}, "SESSION_LIFETIME"),
         ({"LOGTO_TIMEOUT": "0"}, "LOGTO_TIMEOUT"),
     ],
