@@ -1,357 +1,250 @@
-"""Logto wiring: the SDK's `LogtoClient` on Flask-session storage, and what logto 0.2.1 leaves to us.
+"""Sign in with Hugging Face through Logto, as one Flask extension: `LogtoAuth`.
 
-- `SessionStorage`: the SDK's `Storage` on the server-side Flask session (tokens never reach the browser).
-- `Logto`: one per app. Keeps one OIDC core per process (oidc_core.py: discovery, signing keys, a
-  safe transport), hands out a `LogtoClient` per request, and turns every way a call to Logto can
-  fail into one of the `AuthFailure` pages below, within a timeout.
-- Sign-in extras the SDK cannot do: `nonce`, `direct_sign_in`, `first_screen`, the callback's
-  `iss` check, the nonce check on the ID token, and refreshes that cannot switch the user.
+    from client import LogtoAuth, current_user, login_required
+    auth = LogtoAuth(app)            # or: auth = LogtoAuth(); auth.init_app(app)
+
+    @app.get("/private")
+    @login_required
+    def private():
+        return f"Hello {current_user().hf_username}"
+
+Settings come from `app.config` and are checked by `init_app` (a mistake raises `ConfigError`, one
+line naming the key and the fix): `LOGTO_ENDPOINT`, `LOGTO_APP_ID`, `LOGTO_APP_SECRET`, `SECRET_KEY`,
+`APP_BASE_URL`, `LOGTO_SCOPES`, `LOGTO_DIRECT_SIGN_IN`, `LOGTO_TIMEOUT`, `SESSION_LIFETIME`, `APP_DATA_DIR`.
+
+Routes (blueprint `auth`): `GET /sign-in?next=/path`, `GET /sign-up`, `GET /callback`, `POST /sign-out`
+(CSRF token). Pages (override one with a template of the same name in the app's `templates/`):
+`auth/layout.html`, `auth/error.html`, `auth/signed_out.html`.
+
+Tokens never reach a cookie: without a server-side session, `init_app` sets up Flask-Session on files in
+`APP_DATA_DIR/sessions`; without CSRF protection, it turns on Flask-WTF's (`csrf_token()` in templates).
+
+Session keys, all that the unit uses. Signing in and signing out clear the whole session (as Flask's
+tutorial does at login); in between, the app's own keys are left alone.
+- `auth.user`: the `SignedInUser`, as a dict
+- `auth.userinfo`: Logto's userinfo from the sign-in or the last refresh
+- `auth.pending`: sign-ins in progress, by `state` (PKCE verifier, nonce, start time, `next` path)
+- `logto.idToken`, `logto.refreshToken`, `logto.accessTokenMap`: the SDK's tokens
 """
 
 from __future__ import annotations
 
-import asyncio
-import hmac
-import json
+import functools
+import inspect
 import logging
-import re
-import secrets
-import time
-from dataclasses import dataclass
-from typing import Any, Awaitable, Mapping, TypeVar
-from urllib.parse import parse_qs, urlencode, urlsplit
+from dataclasses import asdict
+from typing import Any, Callable
+from urllib.parse import urlsplit
 
-import aiohttp
 import jwt
-import pydantic
-from flask import session
-from logto import LogtoClient, LogtoConfig, LogtoException, Storage
-from logto.LogtoClient import SignInSession
+from asgiref.sync import async_to_sync
+from cachelib import FileSystemCache
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+from flask_session import Session
+from flask_session.base import ServerSideSessionInterface
+from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from oidc_core import ResponseTooLarge, StrictOidcCore, check_discovery
-from settings import Settings
-from token_refresh import TOKEN_KEYS, RefreshGuard
+from logto_auth.config import AuthSettings, ConfigError, read_auth_settings
+from logto_auth.connection import (
+    USER_KEY, USERINFO_KEY, AuthFailure, BadCallback, Logto, LogtoUnavailable, SessionEnded,
+    SignedInUser, SignInRejected, access_token_due,
+)
+from logto_auth.token_refresh import TOKEN_KEYS
+
+__all__ = [
+    "LogtoAuth", "current_user", "login_required", "safe_next", "SignedInUser", "ConfigError",
+    "AuthFailure", "BadCallback", "SignInRejected", "SessionEnded", "LogtoUnavailable",
+]
 
 log = logging.getLogger("auth")
-T = TypeVar("T")
+AUTH_PATHS = frozenset({"/sign-in", "/sign-up", "/callback", "/sign-out"})
+MAX_NEXT_LENGTH = 2048
+MAX_STORED_SESSIONS = 100_000  # past this, expired sessions go first, then the oldest
+_USER_CACHE = "_logto_auth_user"
 
-SIGN_IN_TIMEOUT_SECONDS = 15 * 60
-HF_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-
-
-class AuthFailure(Exception):
-    """A failure the user sees as a page: HTTP status, title, message; `cause` goes to the log only."""
-
-    status = 400
-    title = "Sign-in failed"
-
-    def __init__(self, message: str, cause: str) -> None:
-        super().__init__(cause)
-        self.message = message
-        self.cause = cause
+blueprint = Blueprint("auth", __name__, template_folder="logto_auth/templates")
 
 
-class BadCallback(AuthFailure):
-    status, title = 400, "Sign-in link not valid"
+class LogtoAuth:
+    """The Flask extension: checks the settings, sets up sessions and CSRF if needed, adds the routes."""
 
+    def __init__(self, app: Flask | None = None) -> None:
+        if app is not None:
+            self.init_app(app)
 
-class SignInRejected(AuthFailure):
-    status, title = 401, "Sign-in not completed"
+    def init_app(self, app: Flask) -> None:
+        settings = read_auth_settings(app.config)
+        _server_side_sessions(app, settings)
+        app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the form token lives as long as the session
+        if "csrf" not in app.extensions:
+            CSRFProtect(app)
+        app.extensions["logto_auth"] = Logto(settings)
+        app.register_blueprint(blueprint)
 
+    @property
+    def settings(self) -> AuthSettings:
+        return _logto().settings
 
-class SessionEnded(AuthFailure):
-    status, title = 401, "Your session ended"
+    def userinfo(self) -> dict[str, Any]:
+        """The signed-in user's Logto userinfo, refreshing the access token when it is due (sync views)."""
+        return async_to_sync(self.userinfo_async)()
 
-
-class LogtoUnavailable(AuthFailure):
-    status, title = 503, "Identity service unavailable"
-
-
-class SessionStorage(Storage):
-    """The SDK's storage on the (server-side) Flask session, under `logto.*` keys."""
-
-    def get(self, key: str) -> str | None:
-        return session.get(f"logto.{key}")
-
-    def set(self, key: str, value: str | None) -> None:
-        session[f"logto.{key}"] = value
-
-    def delete(self, key: str) -> None:
-        session.pop(f"logto.{key}", None)
-
-
-class DictStorage(Storage):
-    """Scratch storage: a callback works here and only a complete sign-in is copied to the session."""
-
-    def __init__(self, data: Mapping[str, str] | None = None) -> None:
-        self.data: dict[str, str] = dict(data or {})
-
-    def get(self, key: str) -> str | None:
-        return self.data.get(key)
-
-    def set(self, key: str, value: str | None) -> None:
-        if value is None:
-            self.data.pop(key, None)
-        else:
-            self.data[key] = value
-
-    def delete(self, key: str) -> None:
-        self.data.pop(key, None)
-
-
-@dataclass(frozen=True)
-class SignedInUser:
-    """What the site keeps about the signed-in person (shown on every page; no tokens)."""
-
-    sub: str
-    name: str | None
-    username: str | None
-    hf_username: str | None
-    hf_name: str | None
-    avatar: str | None
-    email: str | None
-
-    @classmethod
-    def from_claims(cls, id_claims: Mapping[str, Any], userinfo: Mapping[str, Any]) -> SignedInUser:
-        details = huggingface_details(userinfo)
-        raw = details.get("rawData") if isinstance(details.get("rawData"), dict) else {}
-        return cls(
-            sub=str(id_claims["sub"]),
-            name=_text(userinfo.get("name")) or _text(id_claims.get("name")),
-            username=_text(userinfo.get("username")) or _text(id_claims.get("username")),
-            hf_username=_hf_username(raw.get("preferred_username")),
-            hf_name=_text(details.get("name")),
-            avatar=_https_url(details.get("avatar")) or _https_url(id_claims.get("picture")),
-            email=_text(details.get("email")) or _text(userinfo.get("email")),
-        )
-
-
-def huggingface_details(userinfo: Mapping[str, Any]) -> dict[str, Any]:
-    identities = userinfo.get("identities")
-    hf = identities.get("huggingface") if isinstance(identities, dict) else None
-    details = hf.get("details") if isinstance(hf, dict) else None
-    return details if isinstance(details, dict) else {}
-
-
-def _text(value: Any) -> str | None:
-    return value.strip()[:200] or None if isinstance(value, str) else None
-
-
-def _hf_username(value: Any) -> str | None:
-    return value if isinstance(value, str) and HF_USERNAME.fullmatch(value) else None
-
-
-def _https_url(value: Any) -> str | None:
-    """Only https image URLs reach an <img src>; anything else (javascript:, data:, http:) is dropped."""
-    try:
-        parts = urlsplit(value) if isinstance(value, str) else None
-    except ValueError:  # e.g. "https://[oops"
-        return None
-    return value if parts and parts.scheme == "https" and parts.hostname else None
-
-
-class SiteLogtoClient(LogtoClient):
-    """`LogtoClient` that shares one OIDC core (discovery + JWKS) per process instead of one per instance."""
-
-    def __init__(self, logto: Logto, storage: Storage) -> None:
-        super().__init__(logto.config, storage)
-        self._logto = logto
-
-    async def getOidcCore(self) -> StrictOidcCore:
-        return await self._logto.core()
-
-
-class Logto:
-    """The site's Logto connection: settings, the shared OIDC core, and guarded SDK calls."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.config = LogtoConfig(
-            endpoint=settings.logto_endpoint,
-            appId=settings.logto_app_id,
-            appSecret=settings.logto_app_secret,
-            scopes=list(settings.scopes),
-        )
-        self._core: StrictOidcCore | None = None
-        self._refresh_guard = RefreshGuard(settings.data_dir)
-
-    def client(self, storage: Storage | None = None) -> SiteLogtoClient:
-        return SiteLogtoClient(self, storage or SessionStorage())
-
-    async def core(self) -> StrictOidcCore:
-        """The OIDC core, made once per process from Logto's discovery document (retried until it works)."""
-        if self._core is None:
-            discovery_url = f"{self.settings.issuer}/.well-known/openid-configuration"
-            metadata = await StrictOidcCore.getProviderMetadata(discovery_url)
-            problem = check_discovery(metadata, self.settings.issuer)
-            if problem:
-                raise LogtoUnavailable("The identity service is misconfigured.", problem)
-            self._core = StrictOidcCore(metadata)
-        return self._core
-
-    async def guarded(self, step: str, awaitable: Awaitable[T]) -> T:
-        """Await an SDK call with a timeout; turn every way it can fail into an `AuthFailure`."""
-        try:
-            return await asyncio.wait_for(awaitable, self.settings.logto_timeout)
-        except AuthFailure:
-            raise
-        except asyncio.TimeoutError:
-            raise _unavailable(step, f"no answer within {self.settings.logto_timeout:g}s") from None
-        except LogtoException as error:
-            raise _rejection(step, _oauth_error(str(error))) from None
-        except (jwt.PyJWKSetError, ResponseTooLarge) as error:
-            raise _unavailable(step, type(error).__name__) from None
-        except jwt.PyJWTError as error:
-            raise SignInRejected(
-                "The sign-in could not be verified. Please try again.", f"{step}: ID token rejected ({str(error)[:120]})"
-            ) from None
-        except (aiohttp.ClientError, OSError, ValueError, pydantic.ValidationError, KeyError, TypeError,
-                RecursionError) as error:
-            raise _unavailable(step, type(error).__name__) from None
-
-    async def sign_in_url(self, *, sign_up: bool) -> str:
-        """Start a sign-in: the SDK's URL (PKCE, state) plus nonce, direct_sign_in and first_screen."""
-        nonce = secrets.token_urlsafe(32)
-        url = await self.guarded("sign-in", self.client().signIn(self.settings.redirect_uri))
-        session["sign_in.nonce"] = nonce
-        session["sign_in.started"] = int(time.time())
-        extra = {"nonce": nonce}
-        if self.settings.direct_sign_in:
-            extra["direct_sign_in"] = self.settings.direct_sign_in
-        if sign_up:
-            extra["first_screen"] = "register"
-        return f"{url}&{urlencode(extra)}"
-
-    async def finish_sign_in(self, query_string: str) -> tuple[DictStorage, SignedInUser]:
-        """Check the callback, exchange the code, verify the ID token and nonce, fetch userinfo.
-
-        Works on scratch storage: the session only changes through the caller, on success. A callback
-        whose `state` does not match leaves the sign-in in progress alone (a forged link cannot cancel
-        it); any other outcome consumes it.
-        """
-        query = parse_qs(query_string, keep_blank_values=True)
-        pending = _parse_sign_in_session(session.get("logto.signInSession"))
-        nonce, started = session.get("sign_in.nonce"), session.get("sign_in.started", 0)
-        if pending is None or not isinstance(nonce, str):
-            raise BadCallback(
-                "There is no sign-in in progress in this browser (it may have finished already, or cookies are blocked).",
-                "callback without a sign-in in progress",
-            )
-        state = _single(query, "state")
-        if state is None or not hmac.compare_digest(state.encode(), pending.state.encode()):
-            raise BadCallback("The sign-in response did not match the sign-in this browser started.", "state mismatch")
-        pending_json = session.pop("logto.signInSession")
-        for key in ("sign_in.nonce", "sign_in.started"):
-            session.pop(key, None)
-        if not isinstance(started, int) or time.time() - started > SIGN_IN_TIMEOUT_SECONDS:
-            raise BadCallback("The sign-in took too long. Please start again.", "sign-in expired")
-        error = _single(query, "error")
-        if error is not None:
-            if error == "access_denied":
-                raise SignInRejected("Sign-in was cancelled.", "user cancelled (access_denied)")
-            raise SignInRejected("Logto could not complete the sign-in.", f"authorization error {_safe_code(error)}")
-        core = await self.guarded("discovery", self.core())
-        if _single(query, "iss") != core.metadata.issuer:  # RFC 9207: Logto always sends it
-            raise BadCallback("The sign-in response came from an unexpected issuer.", "iss missing or mismatched")
-        if not _single(query, "code"):
-            raise BadCallback("The sign-in response has no authorization code.", "callback without code")
-
-        scratch = DictStorage({"signInSession": pending_json})
-        client = self.client(scratch)
-        await self.guarded("token", client.handleSignInCallback(f"{self.settings.redirect_uri}?{query_string}"))
-        id_token = client.getIdToken()
-        if id_token is None:
-            raise SignInRejected("Logto did not return an ID token.", "token: no id_token")
-        claims = jwt.decode(id_token, options={"verify_signature": False})  # verified by the SDK just now
-        if not hmac.compare_digest(str(claims.get("nonce", "")).encode(), nonce.encode()):
-            raise SignInRejected("The sign-in could not be verified. Please try again.", "nonce mismatch")
-        userinfo = await self.fetch_userinfo(scratch, claims)
-        return scratch, SignedInUser.from_claims(claims, userinfo)
-
-    async def fetch_userinfo(
-        self, storage: Storage, id_claims: Mapping[str, Any], *, session_id: str | None = None
-    ) -> dict[str, Any]:
-        """Userinfo, refreshing the access token first if needed; the user must stay the same.
-
-        A refresh works on a copy of `storage`, which gets the new tokens only when the refreshed ID
-        token is still about `id_claims["sub"]`. With a `session_id`, refreshes of that session are
-        serialised (see token_refresh.py).
-        """
-        if session_id is None:
-            return await self._fetch_userinfo(storage, id_claims)
-        try:
-            with self._refresh_guard.exclusive(session_id, storage, timeout=2 * self.settings.logto_timeout):
-                return await self._fetch_userinfo(storage, id_claims)
-        except TimeoutError:
-            raise _unavailable("refresh", "another refresh of this session did not finish") from None
-
-    async def _fetch_userinfo(self, storage: Storage, id_claims: Mapping[str, Any]) -> dict[str, Any]:
-        scratch = DictStorage({key: storage.get(key) for key in TOKEN_KEYS if storage.get(key) is not None})
-        client = self.client(scratch)
-        access_token = await self.guarded("refresh", client.getAccessToken())
-        if access_token is None:
-            raise SessionEnded("Your sign-in is no longer valid. Please sign in again.", "refresh: no refresh token")
-        id_token = client.getIdToken()  # a refresh may have replaced it; the SDK verified the new one
-        if id_token is None or jwt.decode(id_token, options={"verify_signature": False}).get("sub") != id_claims.get("sub"):
-            raise SessionEnded("Your sign-in is no longer valid. Please sign in again.", "refresh: another user's ID token")
-        core = await self.guarded("discovery", self.core())
-        userinfo = await self.guarded("userinfo", core.fetchUserInfo(access_token))
-        if userinfo.sub != id_claims.get("sub"):
-            raise SignInRejected("The sign-in could not be verified. Please try again.", "userinfo sub mismatch")
+    async def userinfo_async(self) -> dict[str, Any]:
+        """`userinfo()` for async views. No call to Logto unless the access token is due."""
+        user = current_user()
+        if user is None:
+            raise SessionEnded("Please sign in.", "userinfo: nobody is signed in")
+        stored = session.get(USERINFO_KEY)
+        if isinstance(stored, dict) and not access_token_due(session.get("logto.accessTokenMap")):
+            return stored
+        tokens = {key: session.get(f"logto.{key}") for key in TOKEN_KEYS}
+        new_tokens, userinfo = await _logto().refresh(session.sid, tokens, user.sub)
         for key in TOKEN_KEYS:
-            storage.set(key, scratch.get(key))
-        return userinfo.model_dump()
+            session[f"logto.{key}"] = new_tokens.get(key)
+        id_claims = jwt.decode(new_tokens["idToken"], options={"verify_signature": False})  # verified in refresh
+        session[USER_KEY] = asdict(SignedInUser.from_claims(id_claims, userinfo))
+        session[USERINFO_KEY] = userinfo
+        g.pop(_USER_CACHE, None)
+        return userinfo
 
-    async def sign_out_url(self) -> str:
-        return await self.guarded("sign-out", self.client().signOut(self.settings.post_sign_out_uri))
+
+def current_user() -> SignedInUser | None:
+    """The signed-in user, from the session alone (no SDK client, no network), or None."""
+    if _USER_CACHE not in g:
+        signed_in = session.get("logto.idToken") is not None
+        setattr(g, _USER_CACHE, SignedInUser.from_session(session.get(USER_KEY)) if signed_in else None)
+    return getattr(g, _USER_CACHE)
 
 
-def keep_tokens(scratch: DictStorage) -> None:
-    """Copy a completed sign-in's tokens into the (fresh) session."""
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Send a signed-out visitor to `/sign-in?next=<this path>`, and back here after. Sync or async views."""
+
+    def to_sign_in() -> Any:
+        return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
+
+    if inspect.iscoroutinefunction(view):
+        @functools.wraps(view)
+        async def wrapped_async(*args: Any, **kwargs: Any) -> Any:
+            return to_sign_in() if current_user() is None else await view(*args, **kwargs)
+
+        return wrapped_async
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return to_sign_in() if current_user() is None else view(*args, **kwargs)
+
+    return wrapped
+
+
+def safe_next(target: str | None) -> str:
+    """`target` if it is a path on this site, else `/` (no `//host`, `/\\host`, schemes or control characters)."""
+    if not target or len(target) > MAX_NEXT_LENGTH:
+        return "/"
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    if any(not 0x21 <= ord(char) <= 0x7E for char in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or parts.path in AUTH_PATHS:
+        return "/"
+    return target
+
+
+@blueprint.get("/sign-in")
+async def sign_in() -> Any:
+    return await _start_sign_in(sign_up=False)
+
+
+@blueprint.get("/sign-up")
+async def sign_up() -> Any:
+    return await _start_sign_in(sign_up=True)
+
+
+async def _start_sign_in(*, sign_up: bool) -> Any:
+    next_path = safe_next(request.args.get("next"))
+    return redirect(await _logto().start_sign_in(sign_up=sign_up, next_path=next_path))
+
+
+@blueprint.get("/callback")
+async def callback() -> Any:
+    """Finish a sign-in: clear the session, keep the tokens, store the user, then a new session id."""
+    tokens, user, userinfo, next_path = await _logto().finish_sign_in(request.query_string.decode("latin-1"))
+    session.clear()
     for key in TOKEN_KEYS:
-        if scratch.get(key) is not None:
-            SessionStorage().set(key, scratch.get(key))
+        if tokens.get(key) is not None:
+            session[f"logto.{key}"] = tokens.get(key)
+    session[USER_KEY] = asdict(user)
+    session[USERINFO_KEY] = userinfo
+    current_app.session_interface.regenerate(session)  # no session fixation
+    g.pop(_USER_CACHE, None)
+    log.info("event=sign-in user=%s", user.sub)
+    return redirect(safe_next(next_path))
 
 
-def _parse_sign_in_session(raw: Any) -> SignInSession | None:
-    if not isinstance(raw, str):
-        return None
+@blueprint.post("/sign-out")
+async def sign_out() -> Any:
+    """Clear the local session, then end the Logto session (a page says so if Logto cannot be reached)."""
+    user = current_user()
+    session.clear()
+    g.pop(_USER_CACHE, None)
+    if user is None:
+        return redirect(_logto().settings.post_sign_out_uri)
+    log.info("event=sign-out user=%s", user.sub)
     try:
-        return SignInSession.model_validate_json(raw)
-    except pydantic.ValidationError:
-        return None
+        return redirect(await _logto().sign_out_url())
+    except LogtoUnavailable as failure:
+        log.warning("event=sign-out-local-only user=%s cause=%r", user.sub, failure.cause)
+        return render_template("auth/signed_out.html"), 503
 
 
-def _single(query: Mapping[str, list[str]], name: str) -> str | None:
-    values = query.get(name)
-    return values[0] if values and len(values) == 1 else None
-
-
-def _oauth_error(text: str) -> str | None:
-    """The OAuth `error` code from an error body Logto sent, if it is one."""
-    try:
-        body = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    return _safe_code(error) if isinstance(error, str) else None
-
-
-def _safe_code(code: str) -> str:
-    """An error code fit for a log line: short, no spaces or control characters."""
-    return "".join(c for c in code[:40] if c.isalnum() or c in "_-.") or "unknown"
-
-
-def _rejection(step: str, oauth_error: str | None) -> AuthFailure:
-    """The failure for an error answer from Logto at `step`."""
-    if (step, oauth_error) in {("refresh", "invalid_grant"), ("userinfo", "invalid_token")}:
-        return SessionEnded("Your sign-in is no longer valid. Please sign in again.", f"{step}: {oauth_error}")
-    if step == "token" and oauth_error is not None:
-        return SignInRejected("Logto did not accept this sign-in. Please try again.", f"token: {oauth_error}")
-    return _unavailable(step, f"error answer ({oauth_error or 'not OAuth JSON'})")
-
-
-def _unavailable(step: str, cause: str) -> LogtoUnavailable:
-    return LogtoUnavailable(
-        "We could not reach the identity service. Please try again in a moment.", f"{step}: {cause}"
+@blueprint.app_errorhandler(AuthFailure)
+def auth_failure(failure: AuthFailure) -> tuple[str, int]:
+    user = current_user()
+    log.warning(
+        "event=auth-failure kind=%s status=%s path=%s user=%s cause=%r",
+        type(failure).__name__, failure.status, request.path, user.sub if user else "-", failure.cause,
     )
+    if isinstance(failure, SessionEnded):
+        session.clear()
+        g.pop(_USER_CACHE, None)
+    return render_template("auth/error.html", title=failure.title, message=failure.message), failure.status
+
+
+@blueprint.errorhandler(CSRFError)
+def csrf_failure(error: CSRFError) -> tuple[str, int]:
+    log.warning("event=csrf-failure path=%s cause=%r", request.path, error.description)
+    return render_template("auth/error.html", title="Form expired", message="Please reload the page and try again."), 400
+
+
+@blueprint.app_context_processor
+def template_helpers() -> dict[str, Any]:
+    return {"current_user": current_user}
+
+
+def _logto() -> Logto:
+    return current_app.extensions["logto_auth"]
+
+
+def _server_side_sessions(app: Flask, settings: AuthSettings) -> None:
+    """Keep the session (and so the tokens) on the server: Flask-Session, on files unless the app chose a store."""
+    app.config["PERMANENT_SESSION_LIFETIME"] = settings.session_lifetime
+    if isinstance(app.session_interface, ServerSideSessionInterface):
+        return
+    if type(app.session_interface) is not SecureCookieSessionInterface:
+        raise ConfigError(
+            "the app's session interface is neither Flask's default nor Flask-Session's: "
+            "set up Flask-Session (its session id is what the sign-in renews) or leave sessions to LogtoAuth"
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if app.config.get("SESSION_TYPE") in (None, "null"):
+        app.config["SESSION_TYPE"] = "cachelib"
+        app.config["SESSION_CACHELIB"] = FileSystemCache(
+            str(settings.data_dir / "sessions"), threshold=MAX_STORED_SESSIONS, mode=0o600
+        )
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SECURE"] = app.config.get("SESSION_COOKIE_SECURE") or settings.is_https
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False  # write the session only when it changed
+    Session(app)

@@ -21,7 +21,7 @@ from typing import Callable
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from devidp.harness import Stack, sign_in, start_stack  # noqa: E402
+from tests.harness import Stack, sign_in, start_stack  # noqa: E402
 
 
 def timed(action: Callable[[], requests.Response], count: int, expect: int) -> list[float]:

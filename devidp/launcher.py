@@ -3,6 +3,11 @@
 Used by the Flask app (zero-config local development) and by the integration tests.
 Standard library only.
 
+The provider ends with the process that started it, however that ends: it exits when its stdin
+(a pipe this side never writes) reaches EOF, which the kernel delivers even after a SIGKILL, and
+on Linux it also gets SIGTERM from PR_SET_PDEATHSIG. If it dies on its own, the "devidp" logger
+reports it at ERROR level with its exit code.
+
     ensure_installed()                      # npm ci, once
     with start_provider(port=0, ...) as idp:
         idp.endpoint                        # "http://localhost:<port>" (Logto endpoint, no /oidc)
@@ -12,12 +17,15 @@ from __future__ import annotations
 
 import atexit
 import collections
+import ctypes
 import json
+import logging
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -26,12 +34,14 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 DEVIDP_DIR = Path(__file__).resolve().parent
 READY_TIMEOUT = 15.0
 OUTPUT_LINES = 200
 _READY_RE = re.compile(r"^devidp ready (http://[^\s:/]+:(\d+))$")
+_PR_SET_PDEATHSIG = 1
+log = logging.getLogger("devidp")
 
 
 class DevIdpError(RuntimeError):
@@ -104,6 +114,7 @@ class _Config:
             DEVIDP_POST_LOGOUT_REDIRECT_URIS=" ".join(self.post_logout_redirect_uris),
             DEVIDP_DATA_DIR=str(self.data_dir),
             DEVIDP_TEST_CONTROLS="1" if self.test_controls else "0",
+            DEVIDP_EXIT_ON_STDIN_EOF="1",
         )
         if self.access_token_ttl is not None:
             env["DEVIDP_ACCESS_TOKEN_TTL"] = str(self.access_token_ttl)
@@ -123,6 +134,7 @@ class RunningProvider:
         self._config = config
         self._lines: collections.deque[str] = collections.deque(maxlen=OUTPUT_LINES)
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._spawn(port)
         _live.add(self)
 
@@ -138,13 +150,15 @@ class RunningProvider:
             [node, "server.js"],
             cwd=DEVIDP_DIR,
             env=self._config.env(port),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,  # the lifeline: never written; EOF tells the server to exit
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             encoding="utf-8",
             errors="replace",
             bufsize=1,
+            preexec_fn=_parent_death_signal(),
+            process_group=0,  # Ctrl-C in a terminal reaches only the parent, which then stops it via stop()
         )
         assert process.stdout is not None and process.stderr is not None
 
@@ -154,21 +168,51 @@ class RunningProvider:
                 found.append((match.group(1), int(match.group(2))))
                 ready.set()
 
-        for stream, prefix, callback in ((process.stdout, "", on_stdout), (process.stderr, "[stderr] ", None)):
-            threading.Thread(
-                target=self._drain, args=(stream, prefix, callback), name="devidp-output", daemon=True
-            ).start()
+        drains = [
+            threading.Thread(target=self._drain, args=(stream, prefix, callback), name="devidp-output", daemon=True)
+            for stream, prefix, callback in ((process.stdout, "", on_stdout), (process.stderr, "[stderr] ", None))
+        ]
+        for thread in drains:
+            thread.start()
 
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not ready.wait(0.02):
-            if process.poll() is not None:
-                time.sleep(0.1)  # let the drain threads catch the last lines
-                raise DevIdpError(f"devidp exited with code {process.returncode} before it was ready:\n{self.output()}")
-            if time.monotonic() > deadline:
-                _terminate(process)
-                raise DevIdpError(f"devidp was not ready within {READY_TIMEOUT:.0f} s:\n{self.output()}")
-        self.process = process
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT
+            while not ready.wait(0.02):
+                if process.poll() is not None:
+                    for thread in drains:
+                        thread.join(1.0)  # the last lines
+                    raise DevIdpError(self._start_failure(process.returncode))
+                if time.monotonic() > deadline:
+                    raise DevIdpError(f"devidp was not ready within {READY_TIMEOUT:.0f} s:\n{self.output()}")
+        except BaseException:  # also KeyboardInterrupt or a signal during start-up: leave nothing running
+            _terminate(process)
+            raise
+        stopping = threading.Event()
+        self.process, self._stopping = process, stopping
         self.endpoint, self.port = found[0]
+        threading.Thread(
+            target=self._watch, args=(process, drains, stopping), name="devidp-watch", daemon=True
+        ).start()
+
+    def _start_failure(self, code: int) -> str:
+        """server.js reports a bad configuration or a busy port as one "devidp: ..." line; else all output."""
+        reasons = [line for line in self.output().splitlines() if line.startswith("[stderr] devidp: ")]
+        if code == 2 and reasons:
+            return reasons[-1].removeprefix("[stderr] ")
+        return f"devidp exited with code {code} before it was ready:\n{self.output()}"
+
+    def _watch(self, process: subprocess.Popen[str], drains: list[threading.Thread], stopping: threading.Event) -> None:
+        """Report the process ending unless stop() ended it (each spawn has its own `stopping`)."""
+        for thread in drains:
+            thread.join()  # EOF on its output: it has exited (or closed both streams)
+        code = process.wait()
+        if stopping.is_set():
+            return
+        how = f" (killed by {signal.Signals(-code).name})" if code < 0 and -code in signal.valid_signals() else ""
+        log.error(
+            "devidp exited unexpectedly with code %s%s; restart flask dev. Its last output:\n%s",
+            code, how, "\n".join(self.output().splitlines()[-20:]),
+        )
 
     def _drain(self, stream: TextIO, prefix: str, callback: Any) -> None:
         for raw in stream:
@@ -190,6 +234,7 @@ class RunningProvider:
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, wait up to `timeout` seconds, then SIGKILL."""
+        self._stopping.set()
         _terminate(self.process, timeout)
 
     def restart(self) -> None:
@@ -269,15 +314,42 @@ def start_provider(
     return RunningProvider(config, port)
 
 
-def _terminate(process: subprocess.Popen[str], timeout: float = 5.0) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to SIGTERM the child when its parent dies, else None.
+
+    Linux sends it when the *thread* that forked exits, so it is only used from the main thread
+    (which lives as long as the process); the stdin lifeline covers every other case.
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
     try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork, not in the child
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        zero = ctypes.c_ulong(0)
+        prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGTERM), zero, zero, zero)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+def _terminate(process: subprocess.Popen[str], timeout: float = 5.0) -> None:
+    try:
+        if process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
 
 
 _live: weakref.WeakSet[RunningProvider] = weakref.WeakSet()

@@ -7,6 +7,8 @@
 //                      DEVIDP_TEST_CONTROLS=1
 // State lives in DEVIDP_DATA_DIR (store.js). Configuration: environment variables, see README.md.
 // Prints "devidp ready http://{host}:{port}" on stdout once it serves requests.
+// With DEVIDP_EXIT_ON_STDIN_EOF=1 (set by launcher.py) it exits as soon as its stdin closes, so it
+// never outlives the process that started it, even one killed with SIGKILL.
 
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -348,8 +350,10 @@ async function main() {
     idp = new DevIdp(readConfig(process.env));
     await idp.listen();
   } catch (err) {
+    const port = idp?.config.port;
     const reason = err instanceof ConfigError ? `config error: ${err.message}`
-      : err.code === 'EADDRINUSE' ? `cannot listen on ${BIND_ADDRESS}:${idp?.config.port}: address in use`
+      : err.code === 'EADDRINUSE' ? `cannot listen on ${BIND_ADDRESS}:${port}: address in use `
+        + '(another flask dev still running?): stop it, or set DEVIDP_PORT=<free port> in .env'
         : `start-up failed: ${err.error ? `${err.error}: ` : ''}${err.error_description || err.message}`;
     console.error(`devidp: ${reason}`);
     process.exit(2);
@@ -365,6 +369,14 @@ async function main() {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  if (process.env.DEVIDP_EXIT_ON_STDIN_EOF === '1') {
+    // The parent is gone: nobody reads our output any more, so ignore EPIPE on the way out.
+    const parentGone = () => {
+      for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+      stop('stdin closed');
+    };
+    process.stdin.on('data', () => {}).on('end', parentGone).on('close', parentGone).on('error', parentGone);
+  }
 
   console.log(`devidp ready ${idp.config.endpoint}`);
   console.log(`devidp issuer ${idp.config.issuer}; data dir ${idp.config.dataDir}; test controls ${idp.config.testControls ? 'on' : 'off'}`);

@@ -1,7 +1,7 @@
 """Test fixtures: the embedded identity provider and the site, both real HTTP servers on free ports.
 
 `stack` is shared by the tests of a module; `make_stack()` builds a private one for tests that
-break the provider. The helpers that walk a sign-in live in devidp/harness.py (the benchmark uses them too).
+break the provider. The helpers that walk a sign-in live in tests/harness.py (the benchmark uses them too).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from devidp.harness import (  # noqa: F401  (re-exported for the tests)
+from harness import (  # noqa: F401  (re-exported for the tests)
     Stack, follow_to_callback, forms_in, page_text, sign_in, start_sign_in, start_stack,
 )
 

@@ -26,9 +26,9 @@ import pytest
 import requests
 from logto import LogtoClient, LogtoConfig, LogtoException
 
-from client import DictStorage
+from logto_auth.connection import DictStorage
 from devidp import DEVIDP_DIR, RunningProvider, ensure_installed, start_provider
-from devidp.harness import follow_to_callback, forms_in
+from harness import follow_to_callback, forms_in
 
 CLIENT_ID = "devidp-test-app"
 CLIENT_SECRET = "devidp-test-secret"

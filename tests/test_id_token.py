@@ -14,9 +14,9 @@ from logto.models.oidc import OidcProviderMetadata
 
 from logto import LogtoException
 
-from client import Logto, LogtoUnavailable, SessionEnded, SignInRejected
-from oidc_core import ResponseTooLarge, StrictOidcCore
-from settings import load_settings
+from logto_auth.connection import Logto, LogtoUnavailable, SessionEnded, SignInRejected
+from logto_auth.oidc_core import ProviderError, ResponseTooLarge, StrictOidcCore
+from harness import auth_settings
 
 ISSUER = "http://localhost:3001/oidc"
 APP_ID = "local-dev-site"
@@ -100,7 +100,7 @@ def run_guarded(logto: Logto, step: str, error: BaseException) -> BaseException:
 
 @pytest.fixture
 def logto(tmp_path) -> Logto:
-    return Logto(load_settings({"APP_DATA_DIR": str(tmp_path), "LOGTO_TIMEOUT": "1"}))
+    return Logto(auth_settings({"APP_DATA_DIR": str(tmp_path), "LOGTO_TIMEOUT": "1"}))
 
 
 @pytest.mark.parametrize(
@@ -108,22 +108,26 @@ def logto(tmp_path) -> Logto:
     [
         ("token", jwt.InvalidSignatureError("x"), SignInRejected, "ID token rejected"),
         ("token", jwt.InvalidKeyError("ES256 header, P-384 key"), SignInRejected, "ID token rejected"),
-        ("token", jwt.PyJWKSetError("no keys"), LogtoUnavailable, "PyJWKSetError"),
+        ("token", ProviderError("the JWKS has no usable key"), LogtoUnavailable, "no usable key"),
         ("token", ResponseTooLarge("300 MB"), LogtoUnavailable, "ResponseTooLarge"),
-        ("token", RecursionError(), LogtoUnavailable, "RecursionError"),
         ("token", LogtoException('{"error": "invalid_grant"}'), SignInRejected, "token: invalid_grant"),
         ("refresh", LogtoException('{"error": "invalid_grant"}'), SessionEnded, "refresh: invalid_grant"),
         ("refresh", LogtoException('{"error": "server_error"}'), LogtoUnavailable, "server_error"),
         ("userinfo", LogtoException('{"error": "invalid_token"}'), SessionEnded, "userinfo: invalid_token"),
         ("token", LogtoException("[" * 100000), LogtoUnavailable, "not OAuth JSON"),
-        ("token", ValueError("not json"), LogtoUnavailable, "ValueError"),
-        ("token", ConnectionResetError(), LogtoUnavailable, "ConnectionResetError"),
+        ("token", ProviderError("not JSON"), LogtoUnavailable, "not JSON"),
+        ("token", ProviderError("ConnectionResetError"), LogtoUnavailable, "ConnectionResetError"),
         ("token", asyncio.TimeoutError(), LogtoUnavailable, "no answer within 1s"),
     ],
 )
 def test_every_failure_becomes_a_page(logto, step, error, expected, cause):
     caught = run_guarded(logto, step, error)
     assert type(caught) is expected and cause in caught.cause
+
+
+@pytest.mark.parametrize("bug", [KeyError("x"), TypeError("x"), ValueError("x"), AttributeError("x")])
+def test_a_bug_in_our_code_is_not_dressed_up_as_a_logto_failure(logto, bug):
+    assert run_guarded(logto, "token", bug) is bug
 
 
 def test_a_hang_is_cut_at_the_timeout(logto):
@@ -149,7 +153,7 @@ def test_discovery_from_another_issuer_is_refused(logto, monkeypatch):
 def test_userinfo_for_another_user_is_refused(logto, core):
     from logto.models.response import UserInfoResponse
 
-    from client import DictStorage
+    from logto_auth.connection import DictStorage
 
     async def someone_elses(access_token: str) -> UserInfoResponse:
         return UserInfoResponse(sub="another-user")
@@ -161,7 +165,7 @@ def test_userinfo_for_another_user_is_refused(logto, core):
         "accessTokenMap": json.dumps({"x": {"": {"token": "at", "expiresAt": int(time.time()) + 600}}}),
     })
     with pytest.raises(SignInRejected, match="userinfo sub mismatch"):
-        asyncio.run(logto.fetch_userinfo(storage, {"sub": "u1"}))
+        asyncio.run(logto._userinfo(logto.client(storage), {"sub": "u1"}))
 
 
 @pytest.mark.parametrize("field", ["authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",

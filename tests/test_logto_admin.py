@@ -24,9 +24,12 @@ from dotenv import dotenv_values
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from logto_admin import env_file_changes, logto_cli, wanted_scope, write_env_file
-from logto_api import management_resource
-from logto_doctor import check_direct_sign_in
+from logto_auth.config import ConfigError
+from logto_cli import logto_cli
+from logto_cli.api import management_resource
+from logto_cli.doctor import check_direct_sign_in
+from logto_cli.setup import env_file_changes, wanted_scope, write_env_file
+from settings import site_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "logto"
 RECORDED_ENDPOINT = "http://localhost:3001"
@@ -37,7 +40,7 @@ STRONG_KEY = "0123456789abcdef" * 4
 SETTINGS = (
     "LOGTO_ENDPOINT", "LOGTO_APP_ID", "LOGTO_APP_SECRET", "LOGTO_M2M_APP_ID", "LOGTO_M2M_APP_SECRET",
     "LOGTO_MANAGEMENT_RESOURCE", "APP_BASE_URL", "FLASK_SECRET_KEY", "APP_DATA_DIR", "LOGTO_DIRECT_SIGN_IN",
-    "HF_CLIENT_ID", "HF_CLIENT_SECRET",
+    "HF_CLIENT_ID", "HF_CLIENT_SECRET", "SPACE_HOST", "SPACE_ID", "DEVIDP_PORT", "APP_NAME",
 )
 
 
@@ -65,6 +68,7 @@ class FakeLogto:
         self.connectors: list[dict] = []
         self.experience: dict = body("sign-in-exp")
         self.fail_next: dict[tuple[str, str], tuple[int, Any]] = {}  # (method, path) → (status, body)
+        self.discovery_changes: dict[str, Any] = {}  # fields that replace the recorded discovery document's
         server.expect_request(re.compile(".*")).respond_with_handler(self.handle)
 
     # Tenant contents taken from the recordings.
@@ -100,8 +104,8 @@ class FakeLogto:
 
     def handle(self, request: Request) -> Response:
         if request.path.endswith("/oidc/.well-known/openid-configuration"):
-            text = json.dumps(body("discovery")).replace(RECORDED_ENDPOINT, self.endpoint)
-            return Response(text, content_type="application/json")
+            document = json.loads(json.dumps(body("discovery")).replace(RECORDED_ENDPOINT, self.endpoint))
+            return json_response(200, {**document, **self.discovery_changes})
         if request.path == "/oidc/token":
             return self.token_endpoint(request)
         if request.path == "/oidc/auth":
@@ -633,3 +637,76 @@ def test_setup_refuses_an_app_that_is_not_traditional(fake: FakeLogto, tmp_path:
     assert result.exit_code == 2
     assert f"LOGTO_APP_ID={app['id']} is a SPA app, not a Traditional web app" in result.stderr
     assert {method for method, _, _ in fake.api_calls()} == {"GET"}
+
+
+# The commands read the settings as the site does (settings.site_config)
+
+
+def test_on_a_space_setup_registers_and_doctor_checks_the_space_callback(fake: FakeLogto, tmp_path: Path) -> None:
+    env = make_env(fake, tmp_path, SPACE_HOST="me-site.hf.space", FLASK_SECRET_KEY=STRONG_KEY)
+
+    result = run(SETUP_ARGS, env)
+
+    assert result.exit_code == 0, result.output
+    assert "Site:  https://me-site.hf.space (redirect URI https://me-site.hf.space/callback)" in result.output
+    (app,) = fake.apps.values()
+    assert app["oidcClientMetadata"] == {
+        "redirectUris": ["https://me-site.hf.space/callback"], "postLogoutRedirectUris": ["https://me-site.hf.space/"]
+    }
+    doctor = run(["doctor"], {**env, "LOGTO_APP_ID": app["id"], "LOGTO_APP_SECRET": APP_SECRET})
+    assert "✓ redirect URI https://me-site.hf.space/callback is registered" in doctor.output
+    assert failures(doctor.output) == [], doctor.output
+
+
+def test_empty_base_url_and_data_dir_mean_the_sites_defaults(fake: FakeLogto, tmp_path: Path) -> None:
+    env = make_env(fake, tmp_path, APP_BASE_URL="", APP_DATA_DIR="")
+
+    result = run(SETUP_ARGS, env)
+
+    assert result.exit_code == 0, result.output
+    (app,) = fake.apps.values()
+    assert app["oidcClientMetadata"]["redirectUris"] == ["http://localhost:3000/callback"]
+    doctor = run(["doctor"], {**env, "LOGTO_APP_ID": app["id"], "LOGTO_APP_SECRET": APP_SECRET})
+    assert "✓ APP_BASE_URL http://localhost:3000 (loopback: http allowed)" in doctor.output
+    assert f"✓ session store {tmp_path / 'instance' / 'sessions'} is writable" in doctor.output  # cwd: tmp_path
+    assert failures(doctor.output) == [], doctor.output
+
+
+def test_doctor_refuses_a_short_secret_key_as_the_site_does(fake: FakeLogto, tmp_path: Path) -> None:
+    env = healthy_tenant(fake, tmp_path, FLASK_SECRET_KEY="short")  # APP_BASE_URL: http://localhost:3000
+    with pytest.raises(ConfigError) as refused:
+        site_config({key: value for key, value in env.items() if value is not None})
+
+    result = run(["doctor"], env)
+
+    assert result.exit_code == 1
+    (line, fix), = failures(result.output)
+    assert f"{line.removeprefix('✗ ')}: {fix.removeprefix('    fix: ')}" == str(refused.value)
+    assert "fine only for local use" not in result.output
+
+
+def test_doctor_refuses_a_discovery_endpoint_on_another_origin(fake: FakeLogto, tmp_path: Path) -> None:
+    fake.discovery_changes["token_endpoint"] = "https://elsewhere.example/oidc/token"
+
+    result = run(["doctor"], healthy_tenant(fake, tmp_path))
+
+    assert result.exit_code == 1
+    (line, fix), = failures(result.output)
+    assert line == f"✗ discovery endpoint 'https://elsewhere.example/oidc/token' is not on '{fake.endpoint}/oidc'"
+    assert "LOGTO_ENDPOINT" in fix
+
+
+def test_doctor_reports_a_setting_the_site_refuses(fake: FakeLogto, tmp_path: Path) -> None:
+    result = run(["doctor"], make_env(fake, tmp_path, APP_BASE_URL="http://me-site.hf.space"))
+
+    assert result.exit_code == 1
+    (line, _), = failures(result.output)
+    assert line == "✗ APP_BASE_URL='http://me-site.hf.space' must use https unless the host is localhost or 127.0.0.1"
+    assert fake.calls == []
+
+
+def test_doctor_without_endpoint_is_a_one_line_error(fake: FakeLogto, tmp_path: Path) -> None:
+    result = run(["doctor"], make_env(fake, tmp_path, LOGTO_ENDPOINT=""))
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: LOGTO_ENDPOINT is missing") and result.stderr.count("\n") == 1

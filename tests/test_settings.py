@@ -4,7 +4,9 @@ from datetime import timedelta
 
 import pytest
 
-from settings import ConfigError, load_settings
+from harness import auth_settings as load_settings
+from logto_auth.config import ConfigError
+from settings import site_config
 
 REAL = {
     "LOGTO_ENDPOINT": "https://abc123.logto.app",
@@ -15,8 +17,8 @@ REAL = {
 
 
 def test_zero_configuration_uses_the_local_dev_provider(tmp_path):
+    assert site_config({"APP_DATA_DIR": str(tmp_path)})["USES_DEV_PROVIDER"]
     settings = load_settings({"APP_DATA_DIR": str(tmp_path)})
-    assert settings.uses_dev_provider
     assert settings.logto_endpoint == "http://localhost:3001"
     assert settings.issuer == "http://localhost:3001/oidc"
     assert settings.redirect_uri == "http://localhost:3000/callback"
@@ -27,17 +29,16 @@ def test_zero_configuration_uses_the_local_dev_provider(tmp_path):
 
 
 def test_local_dev_secrets_are_generated_once_and_kept(tmp_path):
-    first = load_settings({"APP_DATA_DIR": str(tmp_path)})
-    second = load_settings({"APP_DATA_DIR": str(tmp_path)})
-    assert len(first.secret_key) >= 32 and first.secret_key == second.secret_key
-    assert first.logto_app_secret == second.logto_app_secret != first.secret_key
+    first = site_config({"APP_DATA_DIR": str(tmp_path)})
+    second = site_config({"APP_DATA_DIR": str(tmp_path)})
+    assert len(first["SECRET_KEY"]) >= 32 and first["SECRET_KEY"] == second["SECRET_KEY"]
+    assert first["LOGTO_APP_SECRET"] == second["LOGTO_APP_SECRET"] != first["SECRET_KEY"]
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
 
 def test_real_tenant_settings(tmp_path):
     settings = load_settings({**REAL, "APP_DATA_DIR": str(tmp_path), "APP_BASE_URL": "https://me-site.hf.space/",
                               "LOGTO_DIRECT_SIGN_IN": "", "LOGTO_SCOPES": "email"})
-    assert not settings.uses_dev_provider
     assert settings.app_base_url == "https://me-site.hf.space"
     assert settings.redirect_uri == "https://me-site.hf.space/callback"
     assert settings.is_https and settings.direct_sign_in == "" and settings.scopes == ("email",)

@@ -1,6 +1,6 @@
 """The SDK's storage lives in the server-side session; the browser only holds an opaque id."""
 
-from client import DictStorage, SessionStorage
+from logto_auth.connection import DictStorage, SessionStorage
 from flask_app import create_app
 
 

@@ -4,7 +4,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from flask_app import create_app, safe_next
+from client import safe_next
+from flask_app import create_app
 
 
 @pytest.mark.parametrize("target", ["/", "/profile", "/profile?tab=1", "/a/b?x=%2F%2Fevil.example#top"])
@@ -29,7 +30,7 @@ def app(tmp_path, monkeypatch):
     import json
     from pathlib import Path
 
-    from oidc_core import StrictOidcCore
+    from logto_auth.oidc_core import StrictOidcCore
     from logto.models.oidc import OidcProviderMetadata
 
     metadata = OidcProviderMetadata(**json.loads((Path(__file__).parent / "fixtures/discovery.json").read_text()))

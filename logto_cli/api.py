@@ -1,35 +1,40 @@
-"""Logto's Management API, as `flask logto setup` and `flask logto doctor` use it.
+"""What `flask logto setup` and `flask logto doctor` share: their settings, Logto's Management API, one-line errors.
 
-Here live: the settings those commands read straight from the environment (`AdminEnv`; they run even when
-the site's own settings are incomplete), the Management API resource detection, a small client that gets
-a token by client credentials and calls `{endpoint}/api/...`, and `LogtoApiError`, whose text is the one
-readable line (status, Logto's `code` and `message`) shown instead of a traceback.
+Here live: `AdminEnv`, the settings of those commands, built from the site's own reader (`settings.site_config`,
+so that every default — SPACE_HOST, an empty APP_BASE_URL or APP_DATA_DIR — is the site's), the Management API
+resource detection, a small client that gets a token by client credentials and calls `{endpoint}/api/...`,
+`LogtoApiError`, whose text is the one readable line (status, Logto's `code` and `message`) shown instead of a
+traceback, and `one_line_errors`, which turns a setting mistake or a Logto error into that line and an exit code.
 """
 
 from __future__ import annotations
 
-import os
+import functools
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, NoReturn
 from urllib.parse import urlsplit
 
+import click
 import requests
 
-from settings import DEFAULT_BASE_URL, DEFAULT_DIRECT_SIGN_IN, ConfigError, check_endpoint
+from logto_auth.config import DEFAULT_DIRECT_SIGN_IN, ConfigError, check_endpoint
+from settings import site_config
 
 TIMEOUT = 10.0
 HF_CONNECTOR_ID = "huggingface-universal"  # the connector factory's id
 HF_TARGET = "huggingface"
 DEFAULT_RESOURCE = "https://default.logto.app/api"  # self-hosted Logto
 M2M_ROLE = "Logto Management API access"
+_STAND_IN_KEY = secrets.token_hex(32)  # what the site reader is given instead of FLASK_SECRET_KEY
 
 Json = Any
 
 
 @dataclass(frozen=True)
 class AdminEnv:
-    """What the Logto commands read from the environment (Flask's CLI has loaded `.env` into it)."""
+    """The settings of the Logto commands: the site's, as `settings.site_config` reads them (see `admin_env`)."""
 
     endpoint: str
     app_id: str
@@ -65,32 +70,49 @@ class AdminEnv:
         return f"{self.endpoint}/callback/{connector_id}"
 
 
-def read_env(env: Mapping[str, str] = os.environ) -> AdminEnv:
-    """Read the settings; raise `ConfigError` if LOGTO_ENDPOINT is missing or malformed."""
+def read_site_config(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The site's settings (`settings.site_config`), or `ConfigError` with the line the site would stop with.
 
-    def get(name: str, default: str = "") -> str:  # as in settings.py: set-but-empty stays empty
-        return env.get(name, default).strip()
+    FLASK_SECRET_KEY is set aside: the commands sign no sessions, so a missing or weak key must not stop setup,
+    and doctor checks it with the site's own `settings.secret_key` (so it is reported next to the other checks).
+    """
+    try:
+        return site_config({**environ, "FLASK_SECRET_KEY": _STAND_IN_KEY})
+    except OSError as exc:  # the site keeps generated secrets under APP_DATA_DIR
+        raise ConfigError(
+            f"APP_DATA_DIR: cannot write {exc.filename} ({exc.strerror}): set APP_DATA_DIR to a directory "
+            "this user can write"
+        ) from None
 
-    raw_endpoint = get("LOGTO_ENDPOINT")
-    if not raw_endpoint:
+
+
+def admin_env(config: Mapping[str, Any], environ: Mapping[str, str]) -> AdminEnv:
+    """`AdminEnv` from the site's settings; `ConfigError` when LOGTO_ENDPOINT is missing or malformed."""
+    if config["USES_DEV_PROVIDER"]:
         raise ConfigError(
             "LOGTO_ENDPOINT is missing: set it to your Logto endpoint (e.g. https://abc123.logto.app) in .env"
         )
-    endpoint = check_endpoint(raw_endpoint)
+    endpoint = check_endpoint(config["LOGTO_ENDPOINT"])
+    direct_sign_in = config["LOGTO_DIRECT_SIGN_IN"]  # None: unset; "": Logto's own sign-in page
     return AdminEnv(
         endpoint=endpoint,
-        app_id=get("LOGTO_APP_ID"),
-        app_secret=get("LOGTO_APP_SECRET"),
-        m2m_app_id=get("LOGTO_M2M_APP_ID"),
-        m2m_app_secret=get("LOGTO_M2M_APP_SECRET"),
-        resource=management_resource(endpoint, get("LOGTO_MANAGEMENT_RESOURCE")),
-        base_url=get("APP_BASE_URL", DEFAULT_BASE_URL).rstrip("/"),
-        secret_key=get("FLASK_SECRET_KEY"),
-        data_dir=Path(get("APP_DATA_DIR", "instance")),
-        direct_sign_in=get("LOGTO_DIRECT_SIGN_IN", DEFAULT_DIRECT_SIGN_IN),
-        hf_client_id=get("HF_CLIENT_ID"),
-        hf_client_secret=get("HF_CLIENT_SECRET"),
+        app_id=config["LOGTO_APP_ID"],
+        app_secret=config["LOGTO_APP_SECRET"],
+        m2m_app_id=config["LOGTO_M2M_APP_ID"],
+        m2m_app_secret=config["LOGTO_M2M_APP_SECRET"],
+        resource=management_resource(endpoint, config["LOGTO_MANAGEMENT_RESOURCE"]),
+        base_url=config["APP_BASE_URL"],
+        secret_key=environ.get("FLASK_SECRET_KEY", "").strip(),  # as the site reads it; see read_site_config
+        data_dir=Path(config["APP_DATA_DIR"]),
+        direct_sign_in=DEFAULT_DIRECT_SIGN_IN if direct_sign_in is None else direct_sign_in,
+        hf_client_id=config["HF_CLIENT_ID"],
+        hf_client_secret=config["HF_CLIENT_SECRET"],
     )
+
+
+def read_admin_env(environ: Mapping[str, str]) -> AdminEnv:
+    """`AdminEnv` from an environment mapping (Flask's CLI has loaded `.env` into `os.environ`); `ConfigError`."""
+    return admin_env(read_site_config(environ), environ)
 
 
 def management_resource(endpoint: str, override: str = "") -> str:
@@ -231,3 +253,26 @@ def current_secret(secrets: list[dict], now_ms: int) -> str:
         if expires is None or expires > now_ms:
             return str(secret.get("value") or "")
     return ""
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.secho(f"Error: {message}", fg="red", err=True)
+    raise click.exceptions.Exit(code)
+
+
+def one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """A setting mistake exits 2, a Logto error exits 1; each as one red line on stderr, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except ConfigError as exc:
+            fail(str(exc), 2)
+        except LogtoApiError as exc:
+            fail(exc.line(), 1)
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+            fail(f"Logto answered in a shape this command does not understand ({type(exc).__name__}): "
+                 "is LOGTO_ENDPOINT a Logto server?", 1)
+
+    return wrapper

@@ -1,6 +1,6 @@
 """Run the site and the dev identity provider together on free ports, and walk a sign-in like a browser.
 
-Used by the tests (tests/conftest.py) and the benchmark (bench/). `start_stack()` binds the site's
+Used by the tests (conftest.py) and the benchmark (bench/). `start_stack()` binds the site's
 port first (its URL is the redirect URI the provider must know), starts the provider, then builds
 the site with `create_app()`. `sign_in()` drives a `requests.Session` through the whole flow.
 """
@@ -17,11 +17,12 @@ from urllib.parse import urljoin
 
 import requests
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from devidp.launcher import RunningProvider, ensure_installed, start_provider
 from flask_app import create_app
-from settings import DEV_APP_ID, dev_client_secret
+from logto_auth.config import AuthSettings, read_auth_settings
+from settings import DEV_APP_ID, dev_client_secret, site_config
 
 
 @dataclass
@@ -41,6 +42,11 @@ class Stack:
         self.provider.stop()
 
 
+def auth_settings(env: dict[str, str]) -> AuthSettings:
+    """The sign-in unit's settings for a site environment, as `create_app` would make them."""
+    return read_auth_settings(site_config(env))
+
+
 class _LateApp:
     """WSGI app filled in after the server is bound (the site's URL must be known to build the site)."""
 
@@ -51,10 +57,17 @@ class _LateApp:
         return self.app(environ, start_response)
 
 
+class QuietRequestHandler(WSGIRequestHandler):
+    """No access line per request: a failing test's output shows the site's own log lines, not ~130 of these."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
 def start_stack(data_dir: Path, *, access_token_ttl: int | None = None, **env: str) -> Stack:
     ensure_installed()
     late = _LateApp()
-    server = make_server("127.0.0.1", 0, late, threaded=True)
+    server = make_server("127.0.0.1", 0, late, threaded=True, request_handler=QuietRequestHandler)
     base_url = f"http://localhost:{server.server_port}"
     provider = start_provider(
         port=0,

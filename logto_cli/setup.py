@@ -1,15 +1,12 @@
-"""`flask logto setup` / `flask logto doctor`: connect the site to a real Logto tenant in one command.
+"""`flask logto setup`: connect the site to a real Logto tenant in one command.
 
-Here live the click group `logto_cli` (added to the Flask CLI by `create_app()`), the setup plan (what must
-change in Logto: the Traditional web app, the Hugging Face connector, the sign-in experience), applying it, and
-the `.env` editing behind `--write-env`. The Management API client is in `logto_api.py`, the doctor's checks in
-`logto_doctor.py`. Both commands read their settings from `os.environ` (Flask's CLI loads `.env` into it), since
-they must work before the site's settings are complete.
+Here live the setup plan (what must change in Logto: the Traditional web app, the Hugging Face connector, the
+sign-in experience), applying it, the `.env` editing behind `--write-env`, and the `setup` command. Its settings
+are the site's (`read_admin_env` in `logto_cli/api.py`, over `os.environ`, which Flask's CLI fills from `.env`).
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import re
@@ -17,12 +14,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable
 
 import click
 from dotenv import dotenv_values
 
-from logto_api import (
+from logto_auth.config import ConfigError
+from logto_cli.api import (
     HF_CONNECTOR_ID,
     HF_TARGET,
     AdminEnv,
@@ -30,10 +28,9 @@ from logto_api import (
     ManagementApi,
     current_secret,
     find_hf_connector,
-    read_env,
+    one_line_errors,
+    read_admin_env,
 )
-from logto_doctor import run_doctor
-from settings import ConfigError, check_base_url
 
 DEFAULT_APP_NAME = "Flask site"
 HF_SCOPES = ("profile", "email")
@@ -223,38 +220,10 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-# The commands
-
-logto_cli = click.Group(
-    "logto",
-    help="Connect this site to a Logto tenant (setup) and check the connection (doctor), via Logto's Management API.",
-)
+# The command
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    click.secho(f"Error: {message}", fg="red", err=True)
-    raise click.exceptions.Exit(code)
-
-
-def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
-    """A setting mistake exits 2, a Logto error exits 1; each as one red line on stderr, no traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            command(*args, **kwargs)
-        except ConfigError as exc:
-            _fail(str(exc), 2)
-        except LogtoApiError as exc:
-            _fail(exc.line(), 1)
-        except (AttributeError, TypeError, KeyError, ValueError) as exc:
-            _fail(f"Logto answered in a shape this command does not understand ({type(exc).__name__}): "
-                  "is LOGTO_ENDPOINT a Logto server?", 1)
-
-    return wrapper
-
-
-@logto_cli.command("setup")
+@click.command("setup")
 @click.option(
     "--hf-client-id", envvar="HF_CLIENT_ID", default="",
     help="Client ID of your Hugging Face OAuth app [env HF_CLIENT_ID].",
@@ -274,11 +243,10 @@ def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--write-env", is_flag=True, help="Write LOGTO_APP_ID and LOGTO_APP_SECRET into ./.env (mode 0600).")
 @click.option("--show-secret", is_flag=True, help="Print the app secret (never printed otherwise).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing (only GETs to the Management API).")
-@_one_line_errors
+@one_line_errors
 def setup_command(**options: Any) -> None:
     """Create or update the Logto app, the Hugging Face connector and the sign-in experience (idempotent)."""
-    env = read_env(os.environ)
-    check_base_url(env.base_url)
+    env = read_admin_env(os.environ)
     if not env.has_m2m:
         raise ConfigError(
             "LOGTO_M2M_APP_ID and LOGTO_M2M_APP_SECRET are needed: create a machine-to-machine app with the role "
@@ -349,10 +317,3 @@ def _write_credentials(app_id: str, secret: str, dry_run: bool) -> None:
         write_env_file(path, values)
         click.echo(f"Wrote {', '.join(changed)} to .env (the secret is not shown; --show-secret prints it).")
 
-
-@logto_cli.command("doctor")
-@_one_line_errors
-def doctor_command() -> None:
-    """Check the Logto connection and settings; print each check with the fix for a failure (exit 1 if any fail)."""
-    if not run_doctor(read_env(os.environ), click.echo):
-        raise click.exceptions.Exit(1)

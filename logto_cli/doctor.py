@@ -1,32 +1,41 @@
-"""The checks behind `flask logto doctor`: each one is a `Check` printed as ✓ / ✗ (with its fix) / ! / -.
+"""`flask logto doctor`: its checks, each a `Check` printed as ✓ / ✗ (with its fix) / ! / -, and the command.
 
-Local checks (endpoint and discovery issuer, clock skew, APP_BASE_URL, FLASK_SECRET_KEY, the session store) always
-run. The tenant checks (app, URIs, secret, Hugging Face connector, sign-in experience, LOGTO_DIRECT_SIGN_IN, sign-up)
-need the machine-to-machine app; without it the doctor probes Logto's authorize endpoint for the redirect URI
-instead and lists what it skipped.
+The site's settings are read first, by the site's own reader; a setting the site refuses is a ✗ (and nothing
+else can be checked). Local checks (endpoint and discovery document, by the site's rule; clock skew; APP_BASE_URL;
+FLASK_SECRET_KEY, by the site's rule; the session store) always run. The tenant checks (app, URIs, secret,
+Hugging Face connector, sign-in experience, LOGTO_DIRECT_SIGN_IN, sign-up) need the machine-to-machine app;
+without it the doctor probes Logto's authorize endpoint for the redirect URI instead and lists what it skipped.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
+import click
 import requests
+from logto.models.oidc import OidcProviderMetadata
 
-from logto_api import (
+import settings
+from logto_auth import oidc_core
+from logto_auth.config import MAKE_SECRET_HINT, ConfigError, is_loopback_url
+from logto_cli.api import (
     HF_CONNECTOR_ID,
     HF_TARGET,
     TIMEOUT,
     AdminEnv,
     LogtoApiError,
     ManagementApi,
+    admin_env,
     error_from_response,
     find_hf_connector,
+    one_line_errors,
+    read_site_config,
 )
-from settings import MAKE_SECRET_HINT, ConfigError, check_base_url, is_loopback_url, secret_key_problem
 
 MAX_CLOCK_SKEW = 30.0  # seconds
 SETUP_COMMAND = "flask --app flask_app logto setup"
@@ -51,15 +60,36 @@ class Check:
         return [head, f"    fix: {self.fix}"] if self.fix and self.status in ("fail", "warn") else [head]
 
 
-def run_doctor(env: AdminEnv, echo: Callable[[str], None]) -> bool:
-    """Print every check; True when none failed (warnings and skips do not fail)."""
+@click.command("doctor")
+@one_line_errors
+def doctor_command() -> None:
+    """Check the Logto connection and settings; print each check with the fix for a failure (exit 1 if any fail)."""
+    if not run_doctor(os.environ, click.echo):
+        raise click.exceptions.Exit(1)
+
+
+def run_doctor(environ: Mapping[str, str], echo: Callable[[str], None]) -> bool:
+    """Print every check; True when none failed. `ConfigError` when LOGTO_ENDPOINT is missing or malformed."""
+    try:
+        config = read_site_config(environ)
+    except ConfigError as exc:
+        return report([site_refusal(exc), Check("skip", "every other check (the site would not start)")], echo)
+    env = admin_env(config, environ)
+    note = "" if env.has_m2m else (
+        "Set LOGTO_M2M_APP_ID and LOGTO_M2M_APP_SECRET to run the skipped checks (see docs/logto-setup.md)."
+    )
+    return report(all_checks(env), echo, note)
+
+
+def report(checks: Iterable[Check], echo: Callable[[str], None], note: str = "") -> bool:
+    """Print the checks, the note and the verdict; True when none failed (warnings and skips do not fail)."""
     counts = {status: 0 for status in MARKS}
-    for check in all_checks(env):
+    for check in checks:
         counts[check.status] += 1
         for line in check.lines():
             echo(line)
-    if not env.has_m2m:
-        echo("Set LOGTO_M2M_APP_ID and LOGTO_M2M_APP_SECRET to run the skipped checks (see docs/logto-setup.md).")
+    if note:
+        echo(note)
     verdict = f"{counts['fail']} problem(s) found" if counts["fail"] else "No problems found"
     echo(f"{verdict}; {counts['warn']} warning(s), {counts['skip']} skipped.")
     return counts["fail"] == 0
@@ -85,8 +115,18 @@ def all_checks(env: AdminEnv) -> Iterator[Check]:
 # Local checks
 
 
+def site_refusal(exc: ConfigError) -> Check:
+    """A setting the site refuses, as a ✗ in the site's own words (its secret-key hint as the fix line)."""
+    message = str(exc)
+    problem = message.removesuffix(f": {MAKE_SECRET_HINT}")
+    return Check("fail", problem, MAKE_SECRET_HINT if problem != message else "")
+
+
 def check_discovery(env: AdminEnv) -> tuple[Check, requests.Response | None, float]:
-    """GET the discovery document; its issuer must be `{endpoint}/oidc`. Returns the reply for the clock check."""
+    """GET the discovery document and hold it to the site's rule (`oidc_core.check_discovery`).
+
+    The issuer must be `{endpoint}/oidc` and every endpoint on its origin. Returns the reply for the clock check.
+    """
     url = f"{env.issuer}/.well-known/openid-configuration"
     fix = "set LOGTO_ENDPOINT to your Logto endpoint without /oidc (Logto Cloud: https://<tenant-id>.logto.app)"
     started = time.time()
@@ -95,15 +135,20 @@ def check_discovery(env: AdminEnv) -> tuple[Check, requests.Response | None, flo
     except requests.RequestException as exc:
         return Check("fail", f"Logto endpoint {env.endpoint} is not reachable ({type(exc).__name__})", fix), None, 0.0
     local_time = (started + time.time()) / 2
-    try:
-        issuer = response.json().get("issuer") if response.ok else None
-    except (ValueError, AttributeError):
-        issuer = None
-    if issuer is None:
+    try:  # parsed as the site parses it, with the SDK's model
+        metadata = oidc_core.parse_model(OidcProviderMetadata, response.json()) if response.ok else None
+    except (ValueError, oidc_core.ProviderError):
+        metadata = None
+    if metadata is None:
         return Check("fail", f"{url} answered {response.status_code} without a discovery document", fix), None, 0.0
-    if issuer != env.issuer:
+    issuer = metadata.issuer
+    problem = oidc_core.check_discovery(metadata, env.issuer)
+    if problem and issuer != env.issuer:
         better = f"set LOGTO_ENDPOINT={issuer.removesuffix('/oidc')}" if issuer.endswith("/oidc") else fix
         return Check("fail", f"discovery issuer is {issuer}, expected {env.issuer}", better), response, local_time
+    if problem:
+        off_origin = "LOGTO_ENDPOINT must be the Logto server itself: the site refuses endpoints on another origin"
+        return Check("fail", problem, off_origin), response, local_time
     return Check("ok", f"Logto endpoint {env.endpoint} reachable, issuer {issuer}"), response, local_time
 
 
@@ -127,28 +172,28 @@ def check_clock(response: requests.Response | None, local_time: float) -> Check:
 
 
 def check_app_base_url(env: AdminEnv) -> Check:
-    try:
-        base = check_base_url(env.base_url)
-    except ConfigError as exc:
-        return Check(
-            "fail", str(exc), "set APP_BASE_URL to the https address people open (e.g. https://me-site.hf.space)"
-        )
+    """The base URL the site uses (the site's reader checked it, or chose it: SPACE_HOST, else localhost)."""
+    base = env.base_url
     note = " (loopback: http allowed)" if is_loopback_url(base) and base.startswith("http:") else ""
     return Check("ok", f"APP_BASE_URL {base}{note}")
 
 
 def check_secret_key(env: AdminEnv) -> Check:
-    key, local = env.secret_key, is_loopback_url(env.base_url)
-    if not key:
-        if local:
-            return Check("ok", "FLASK_SECRET_KEY unset: fine locally (the site keeps a generated key in APP_DATA_DIR)")
-        return Check("fail", "FLASK_SECRET_KEY is missing", MAKE_SECRET_HINT)
-    problem = secret_key_problem(key)
-    if problem is None:
-        return Check("ok", f"FLASK_SECRET_KEY is set ({len(key)} characters)")
-    if local:
-        return Check("warn", f"FLASK_SECRET_KEY {problem}; fine only for local use", MAKE_SECRET_HINT)
-    return Check("fail", f"FLASK_SECRET_KEY {problem}", MAKE_SECRET_HINT)
+    """The site's own rule (`settings.secret_key`), and its words when it refuses the key.
+
+    A key that is set must be strong; only a local site may leave it unset (it then keeps a generated key in
+    APP_DATA_DIR, which this check makes if missing, as the site would).
+    """
+    try:
+        settings.secret_key(env.secret_key, env.base_url, env.data_dir)
+    except ConfigError as exc:
+        return site_refusal(exc)
+    except OSError as exc:
+        fix = f"set FLASK_SECRET_KEY ({MAKE_SECRET_HINT}), or make APP_DATA_DIR writable"
+        return Check("fail", f"FLASK_SECRET_KEY unset and the site cannot keep a generated key ({exc.strerror})", fix)
+    if not env.secret_key:
+        return Check("ok", "FLASK_SECRET_KEY unset: fine locally (the site keeps a generated key in APP_DATA_DIR)")
+    return Check("ok", f"FLASK_SECRET_KEY is set ({len(env.secret_key)} characters)")
 
 
 def check_session_store(env: AdminEnv) -> Check:

@@ -6,14 +6,21 @@ accepts any ID token PyJWT accepts. `StrictOidcCore` keeps the SDK's interface a
 network calls with `fetch_json` (no redirects, 1 MiB at most, async so `asyncio.wait_for` can stop
 it), keeps the signing keys itself (fetched when a token names a key it does not know, or after
 5 minutes), and checks ID tokens strictly.
+
+`SingleFlight` lets many threads, each with its own event loop (Flask runs every async view in one),
+share one fetch: the discovery document and the JWKS are fetched once however many requests ask at
+the same moment, so every request verifies with the keys the shared core fetched.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import re
+import threading
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -29,27 +36,97 @@ MAX_BODY_BYTES = 1024 * 1024
 KEYS_MAX_AGE_SECONDS = 300
 ID_TOKEN_ALGORITHMS = ["ES384", "ES256", "ES512", "RS256", "PS256"]  # asymmetric only
 PRINTABLE_ID = re.compile(r"[\x21-\x7e]{1,255}")  # Logto ids are short alphanumerics
+T = TypeVar("T")
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 
-class ResponseTooLarge(ValueError):
+class ProviderError(Exception):
+    """The identity provider could not be reached, or sent something unusable (the text says what, briefly)."""
+
+
+class ResponseTooLarge(ProviderError):
     """The identity provider sent more than `MAX_BODY_BYTES`."""
 
 
 async def fetch_json(method: str, url: str, **request: Any) -> Any:
-    """One request to the identity provider, parsed as JSON; a non-200 raises `LogtoException(body)` as the SDK does."""
-    async with aiohttp.ClientSession() as http:
-        async with http.request(method, url, allow_redirects=False, **request) as response:
-            if (response.content_length or 0) > MAX_BODY_BYTES:
-                raise ResponseTooLarge(f"{response.content_length} bytes")
-            body = bytearray()
-            async for chunk in response.content.iter_chunked(64 * 1024):
-                body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    raise ResponseTooLarge(f"over {MAX_BODY_BYTES} bytes")
-            text = body.decode("utf-8", errors="replace")
-            if response.status != 200:
-                raise LogtoException(text)
-            return json.loads(text)
+    """One request to the identity provider, parsed as JSON; a non-200 raises `LogtoException(body)` as the SDK does.
+
+    Anything else that goes wrong on the way (connection, size, not JSON) raises `ProviderError`.
+    """
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.request(method, url, allow_redirects=False, **request) as response:
+                if (response.content_length or 0) > MAX_BODY_BYTES:
+                    raise ResponseTooLarge(f"{response.content_length} bytes")
+                body = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        raise ResponseTooLarge(f"over {MAX_BODY_BYTES} bytes")
+    except (aiohttp.ClientError, OSError) as error:
+        raise ProviderError(type(error).__name__) from None
+    text = body.decode("utf-8", errors="replace")
+    if response.status != 200:
+        raise LogtoException(text)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise ProviderError("not JSON") from None
+
+
+def parse_model(model: type[M], document: Any) -> M:
+    """`document` as one of the SDK's models, or `ProviderError` when it does not fit."""
+    if not isinstance(document, dict):
+        raise ProviderError(f"{model.__name__}: not a JSON object")
+    try:
+        return model(**document)
+    except (pydantic.ValidationError, TypeError, RecursionError):
+        raise ProviderError(f"{model.__name__}: unexpected fields") from None
+
+
+class SingleFlight(Generic[T]):
+    """At most one run of a piece of work at a time; callers arriving while it runs share its outcome.
+
+    Works across threads and event loops (the result travels in a `concurrent.futures.Future`).
+    A failed run is not remembered: the next caller starts a new one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flight: concurrent.futures.Future[T] | None = None
+        self.waiting = 0  # callers sharing the run under way (observable by tests)
+
+    async def run(self, work: Callable[[], Awaitable[T]]) -> T:
+        with self._lock:
+            flight, owner = self._flight, self._flight is None
+            if owner:
+                flight = self._flight = concurrent.futures.Future()
+                flight.set_running_or_notify_cancel()  # a sharer that gives up cannot cancel it for the rest
+            else:
+                self.waiting += 1
+        assert flight is not None
+        if not owner:
+            try:
+                return await asyncio.wrap_future(flight)
+            finally:
+                with self._lock:
+                    self.waiting -= 1
+        try:
+            value = await work()
+        except BaseException as error:
+            # A cancelled owner (its caller's timeout) must not cancel the requests sharing its run.
+            if isinstance(error, asyncio.CancelledError):
+                error = TimeoutError("the shared fetch was cancelled")
+            self._end_flight()
+            flight.set_exception(error)
+            raise
+        self._end_flight()
+        flight.set_result(value)
+        return value
+
+    def _end_flight(self) -> None:
+        with self._lock:
+            self._flight = None
 
 
 class StrictOidcCore(OidcCore):
@@ -58,10 +135,11 @@ class StrictOidcCore(OidcCore):
         self.jwksClient = None  # the SDK's blocking JWKS client is never used
         self._keys: dict[str | None, jwt.PyJWK] = {}
         self._keys_fetched_at = 0.0
+        self._key_fetch: SingleFlight[None] = SingleFlight()
 
     @staticmethod
     async def getProviderMetadata(discoveryUrl: str) -> OidcProviderMetadata:
-        return OidcProviderMetadata(**await fetch_json("GET", discoveryUrl))
+        return parse_model(OidcProviderMetadata, await fetch_json("GET", discoveryUrl))
 
     async def fetchTokenByCode(
         self, clientId: str, clientSecret: str | None, redirectUri: str, code: str, codeVerifier: str
@@ -79,10 +157,10 @@ class StrictOidcCore(OidcCore):
 
     async def fetchUserInfo(self, accessToken: str) -> UserInfoResponse:
         headers = {"Authorization": f"Bearer {accessToken}"}
-        return UserInfoResponse(**await fetch_json("GET", self.metadata.userinfo_endpoint, headers=headers))
+        return parse_model(UserInfoResponse, await fetch_json("GET", self.metadata.userinfo_endpoint, headers=headers))
 
     async def _token_request(self, form: dict[str, Any]) -> TokenResponse:
-        tokens = TokenResponse(**await fetch_json("POST", self.metadata.token_endpoint, data=removeFalsyKeys(form)))
+        tokens = parse_model(TokenResponse, await fetch_json("POST", self.metadata.token_endpoint, data=removeFalsyKeys(form)))
         if tokens.id_token is not None:
             await self._have_key_for(tokens.id_token)  # the SDK verifies it next, synchronously
         return tokens
@@ -90,19 +168,35 @@ class StrictOidcCore(OidcCore):
     async def _have_key_for(self, id_token: str) -> None:
         kid = jwt.get_unverified_header(id_token).get("kid")
         fresh = time.monotonic() - self._keys_fetched_at < KEYS_MAX_AGE_SECONDS
-        if fresh and kid in self._keys:
+        if fresh and self._key_for(kid) is not None:
             return
+        await self._key_fetch.run(self._fetch_keys)
+
+    async def _fetch_keys(self) -> None:
         document = await fetch_json("GET", self.metadata.jwks_uri)
         if not isinstance(document, dict):
-            raise jwt.PyJWKSetError("the JWKS is not a JSON object")
-        key_set = jwt.PyJWKSet.from_dict(document)
+            raise ProviderError("the JWKS is not a JSON object")
+        try:
+            key_set = jwt.PyJWKSet.from_dict(document)
+        except jwt.PyJWTError:
+            raise ProviderError("the JWKS has no usable key") from None
         self._keys = {key.key_id: key for key in key_set.keys if key.public_key_use in (None, "sig")}
         self._keys_fetched_at = time.monotonic()
 
+    def _key_for(self, kid: str | None) -> jwt.PyJWK | None:
+        """The signing key a token names; a token naming none may use the JWKS's only key (never one of several)."""
+        keys = self._keys
+        if kid is None and len(keys) == 1:
+            return next(iter(keys.values()))
+        return keys.get(kid) if kid is not None else None
+
     def verifyIdToken(self, idToken: str, clientId: str) -> None:
-        key = self._keys.get(jwt.get_unverified_header(idToken).get("kid"))
+        kid = jwt.get_unverified_header(idToken).get("kid")
+        key = self._key_for(kid)
         if key is None:
-            raise jwt.InvalidTokenError("signed with a key the JWKS does not have")
+            raise jwt.InvalidTokenError(
+                "signed with a key the JWKS does not have" if kid is not None else "no kid, and the JWKS has several keys"
+            )
         try:
             claims = jwt.decode(
                 idToken,

@@ -1,0 +1,88 @@
+"""`flask dev`: the site on APP_BASE_URL's port and, without LOGTO_ENDPOINT, the local identity provider.
+
+The provider ends with this process however it ends (see devidp/launcher.py); a busy port is one line
+that says how to move it.
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+import socket
+from urllib.parse import urlsplit
+
+import click
+from flask import current_app
+from werkzeug.serving import make_server  # not run_simple: its banner repeats the URL as 127.0.0.1
+
+from logto_auth.config import AuthSettings
+
+
+class _Terminated(BaseException):
+    """Raised by `flask dev`'s SIGTERM handler; a BaseException so that no `except Exception` swallows it."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _site_port_problem(base_url: str, port: int, error: OSError) -> str:
+    if error.errno != errno.EADDRINUSE:
+        return f"cannot serve on port {port}: {error.strerror}"
+    scheme = urlsplit(base_url).scheme
+    return (
+        f"cannot serve on 127.0.0.1:{port}: port {port} is in use (another flask dev still running?): stop it, "
+        f"or set APP_BASE_URL={scheme}://localhost:<free port> in .env (the Logto redirect URI, "
+        "APP_BASE_URL/callback, follows it)"
+    )
+
+
+@click.command("dev")
+def dev_command() -> None:
+    """Run the site on APP_BASE_URL's port; without LOGTO_ENDPOINT, also the local dev identity provider.
+
+    Ctrl-C and SIGTERM stop both; the provider also ends by itself if this process dies (see devidp/launcher.py).
+    """
+    from devidp.launcher import DevIdpError, ensure_installed, start_provider  # only `dev` needs Node
+
+    if "CONFIG_ERROR" in current_app.config:
+        raise click.ClickException(current_app.config["CONFIG_ERROR"])
+    settings: AuthSettings = current_app.extensions["logto_auth"].settings
+    port = urlsplit(settings.app_base_url).port or (443 if settings.is_https else 80)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    server = provider = None
+    try:
+        # Bound here: on a busy port werkzeug's make_server prints its own advice and calls sys.exit(1).
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # the server keeps a duplicate
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+                sock.listen(128)
+            except OSError as error:
+                raise click.ClickException(_site_port_problem(settings.app_base_url, port, error)) from None
+            server = make_server("127.0.0.1", port, current_app._get_current_object(), threaded=True, fd=sock.fileno())
+        if current_app.config["USES_DEV_PROVIDER"]:
+            try:
+                ensure_installed()
+                provider = start_provider(
+                    port=current_app.config["DEVIDP_PORT"],
+                    client_id=settings.logto_app_id,
+                    client_secret=settings.logto_app_secret,
+                    redirect_uris=[settings.redirect_uri],
+                    post_logout_redirect_uris=[settings.post_sign_out_uri],
+                    data_dir=settings.data_dir / "devidp",
+                    app_name=current_app.config["APP_NAME"],
+                )
+            except DevIdpError as error:
+                raise click.ClickException(f"the local identity provider did not start: {error}") from None
+            click.echo(f" * Local dev identity provider (not Logto): {provider.endpoint}")
+        click.echo(f" * Site: {settings.app_base_url}")
+        server.serve_forever()  # returns on Ctrl-C
+    except _Terminated:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if server:
+            server.server_close()
+        if provider:
+            provider.stop()

@@ -1,0 +1,167 @@
+"""The sign-in unit's settings: read from `app.config`, checked once at `init_app`, then frozen.
+
+Every mistake is reported as one line that names the key and the fix (`ConfigError`). The site reads
+the same keys from the environment (settings.py), so a key's name is also its environment variable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+DEFAULT_BASE_URL = "http://localhost:3000"
+DEFAULT_SCOPES = "email identities"
+DEFAULT_DIRECT_SIGN_IN = "social:huggingface"
+DEFAULT_SESSION_LIFETIME = int(timedelta(days=14).total_seconds())  # Logto's refresh-token lifetime
+DEFAULT_TIMEOUT = 10
+MIN_SECRET_KEY_LENGTH = 32
+MIN_SECRET_KEY_DISTINCT = 8
+MAKE_SECRET_HINT = "make one with: python -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message is one line naming the key and the fix."""
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    logto_endpoint: str
+    logto_app_id: str
+    logto_app_secret: str
+    app_base_url: str
+    scopes: tuple[str, ...]
+    direct_sign_in: str
+    logto_timeout: float
+    session_lifetime: timedelta
+    data_dir: Path
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.app_base_url}/callback"
+
+    @property
+    def post_sign_out_uri(self) -> str:
+        return f"{self.app_base_url}/"
+
+    @property
+    def is_https(self) -> bool:
+        return self.app_base_url.startswith("https://")
+
+    @property
+    def is_local(self) -> bool:
+        return is_loopback_url(self.app_base_url)
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.logto_endpoint}/oidc"
+
+
+def read_auth_settings(config: Mapping[str, Any]) -> AuthSettings:
+    """The unit's settings from `app.config`; raise `ConfigError` on the first mistake."""
+
+    def text(name: str, default: str = "") -> str:
+        value = config.get(name)
+        return str(value).strip() if value not in (None, "") else default
+
+    endpoint = text("LOGTO_ENDPOINT")
+    if not endpoint:
+        raise ConfigError("LOGTO_ENDPOINT is missing: set it to your Logto endpoint (e.g. https://abc123.logto.app)")
+    endpoint = check_endpoint(endpoint)
+    for name, what in (("LOGTO_APP_ID", "App ID"), ("LOGTO_APP_SECRET", "an App secret")):
+        if not text(name):
+            raise ConfigError(
+                f"{name} is missing while LOGTO_ENDPOINT is set: copy {what} of your "
+                "Traditional web app from the Logto console (Applications)"
+            )
+    base_url = check_base_url(text("APP_BASE_URL", DEFAULT_BASE_URL))
+    problem = secret_key_problem(str(config.get("SECRET_KEY") or ""))
+    if problem:
+        raise ConfigError(f"SECRET_KEY {problem}: {MAKE_SECRET_HINT}")
+    direct = config.get("LOGTO_DIRECT_SIGN_IN")
+    return AuthSettings(
+        logto_endpoint=endpoint,
+        logto_app_id=text("LOGTO_APP_ID"),
+        logto_app_secret=text("LOGTO_APP_SECRET"),
+        app_base_url=base_url,
+        scopes=tuple(text("LOGTO_SCOPES", DEFAULT_SCOPES).split()),
+        direct_sign_in=DEFAULT_DIRECT_SIGN_IN if direct is None else str(direct).strip(),  # "": Logto's page
+        logto_timeout=float(whole_number(config, "LOGTO_TIMEOUT", DEFAULT_TIMEOUT, minimum=1)),
+        session_lifetime=timedelta(seconds=whole_number(config, "SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME, minimum=60)),
+        data_dir=Path(text("APP_DATA_DIR", "instance")).resolve(),
+    )
+
+
+def is_loopback_url(url: str) -> bool:
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # e.g. "http://[oops"
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str) -> str:
+    parts = urlsplit(url)
+    try:
+        parts.port
+    except ValueError:
+        raise ConfigError(f"APP_BASE_URL={url!r} has a bad port: use e.g. http://localhost:3000") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"APP_BASE_URL={url!r} is not a URL: use e.g. http://localhost:3000")
+    if parts.path.rstrip("/") or parts.query or parts.fragment:
+        raise ConfigError(
+            f"APP_BASE_URL={url!r} has a path: give only scheme, host and port (e.g. https://me-site.hf.space)"
+        )
+    if parts.scheme == "http" and not is_loopback_url(url):
+        raise ConfigError(f"APP_BASE_URL={url!r} must use https unless the host is localhost or 127.0.0.1")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def check_endpoint(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"LOGTO_ENDPOINT={url!r} is not a URL: use e.g. https://abc123.logto.app")
+    path = parts.path.rstrip("/")
+    if path.endswith("/oidc"):
+        raise ConfigError(
+            f"LOGTO_ENDPOINT={url!r} ends with /oidc: drop it (use {parts.scheme}://{parts.netloc}{path[:-5]})"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"LOGTO_ENDPOINT={url!r} has a query or fragment: use only the base URL")
+    if parts.scheme == "http" and not is_loopback_url(url):
+        raise ConfigError(f"LOGTO_ENDPOINT={url!r} must use https unless the host is localhost or 127.0.0.1")
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def secret_key_problem(key: str) -> str | None:
+    """What is wrong with a session-signing key, if anything (the site and `logto doctor` use this too)."""
+    if not key:
+        return "is missing"
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return f"is too short ({len(key)} characters, need {MIN_SECRET_KEY_LENGTH})"
+    if len(set(key)) < MIN_SECRET_KEY_DISTINCT:
+        return f"looks weak (only {len(set(key))} different characters)"
+    return None
+
+
+def whole_number(config: Mapping[str, Any], name: str, default: int, *, minimum: int) -> int:
+    raw = config.get(name)
+    if raw in (None, ""):
+        return default
+    if isinstance(raw, timedelta):
+        raw = int(raw.total_seconds())
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is too small (minimum {minimum})")
+    return value

@@ -1,0 +1,394 @@
+"""The unit's Logto connection: the SDK's `LogtoClient` on session storage, and what logto 0.2.1 leaves to us.
+
+- `Logto`: one per app. Keeps one OIDC core per process (oidc_core.py: discovery, signing keys, a safe
+  transport), hands out a `LogtoClient` per call, and turns every way a call to Logto can fail into one
+  of the `AuthFailure` pages, within a timeout.
+- Sign-in extras the SDK cannot do: `nonce`, `direct_sign_in`, `first_screen`, the callback's `iss` check,
+  the nonce check on the ID token, several sign-ins in progress at once (one per `state`), and refreshes
+  that cannot switch the user.
+- `SignedInUser`: what the session keeps about the person (no tokens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Mapping, TypeVar
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import jwt
+import pydantic
+from flask import session
+from logto import LogtoClient, LogtoConfig, LogtoException, Storage
+from logto.LogtoClient import SignInSession
+
+from logto_auth.config import AuthSettings
+from logto_auth.oidc_core import ProviderError, SingleFlight, StrictOidcCore, check_discovery
+from logto_auth.token_refresh import TOKEN_KEYS, RefreshGuard
+
+T = TypeVar("T")
+
+SIGN_IN_TIMEOUT_SECONDS = 15 * 60
+MAX_PENDING_SIGN_INS = 5  # tabs with a sign-in in progress at once; the oldest is dropped
+HF_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+# Session keys (the full list is in client.py's docstring).
+USER_KEY, USERINFO_KEY, PENDING_KEY = "auth.user", "auth.userinfo", "auth.pending"
+
+
+class AuthFailure(Exception):
+    """A failure the user sees as a page: HTTP status, title, message; `cause` goes to the log only."""
+
+    status = 400
+    title = "Sign-in failed"
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(cause)
+        self.message = message
+        self.cause = cause
+
+
+class BadCallback(AuthFailure):
+    status, title = 400, "Sign-in link not valid"
+
+
+class SignInRejected(AuthFailure):
+    status, title = 401, "Sign-in not completed"
+
+
+class SessionEnded(AuthFailure):
+    status, title = 401, "Your session ended"
+
+
+class LogtoUnavailable(AuthFailure):
+    status, title = 503, "Identity service unavailable"
+
+
+class SessionStorage(Storage):
+    """The SDK's storage on the (server-side) Flask session, under `logto.*` keys."""
+
+    def get(self, key: str) -> str | None:
+        return session.get(f"logto.{key}")
+
+    def set(self, key: str, value: str | None) -> None:
+        session[f"logto.{key}"] = value
+
+    def delete(self, key: str) -> None:
+        session.pop(f"logto.{key}", None)
+
+
+class DictStorage(Storage):
+    """Scratch storage: SDK calls work here and only a complete result is copied to the session."""
+
+    def __init__(self, data: Mapping[str, str | None] | None = None) -> None:
+        self.data: dict[str, str] = {key: value for key, value in (data or {}).items() if value is not None}
+
+    def get(self, key: str) -> str | None:
+        return self.data.get(key)
+
+    def set(self, key: str, value: str | None) -> None:
+        if value is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = value
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+
+@dataclass(frozen=True)
+class SignedInUser:
+    """What the site keeps about the signed-in person (shown on every page; no tokens)."""
+
+    sub: str
+    name: str | None
+    username: str | None
+    hf_username: str | None
+    hf_name: str | None
+    hf_id: str | None
+    avatar: str | None
+    email: str | None
+
+    @classmethod
+    def from_claims(cls, id_claims: Mapping[str, Any], userinfo: Mapping[str, Any]) -> SignedInUser:
+        details = huggingface_details(userinfo)
+        raw = details.get("rawData") if isinstance(details.get("rawData"), dict) else {}
+        identity = userinfo.get("identities", {}).get("huggingface") if isinstance(userinfo.get("identities"), dict) else None
+        return cls(
+            sub=str(id_claims["sub"]),
+            name=_text(userinfo.get("name")) or _text(id_claims.get("name")),
+            username=_text(userinfo.get("username")) or _text(id_claims.get("username")),
+            # the dedicated connector keeps Hugging Face's userinfo in rawData; the OIDC connector its ID token
+            hf_username=_hf_username(raw.get("preferred_username")) or _hf_username(details.get("username")),
+            hf_name=_text(details.get("name")) or _text(raw.get("name")),
+            hf_id=_text(identity.get("userId")) if isinstance(identity, dict) else None,
+            avatar=_https_url(details.get("avatar")) or _https_url(raw.get("picture")) or _https_url(id_claims.get("picture")),
+            email=_text(details.get("email")) or _text(raw.get("email")) or _text(userinfo.get("email")),
+        )
+
+    @classmethod
+    def from_session(cls, stored: Any) -> SignedInUser | None:
+        if not isinstance(stored, dict):
+            return None
+        try:
+            return cls(**{name: stored.get(name) for name in cls.__dataclass_fields__})
+        except TypeError:
+            return None
+
+
+def huggingface_details(userinfo: Mapping[str, Any]) -> dict[str, Any]:
+    identities = userinfo.get("identities")
+    hf = identities.get("huggingface") if isinstance(identities, dict) else None
+    details = hf.get("details") if isinstance(hf, dict) else None
+    return details if isinstance(details, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value.strip()[:200] or None if isinstance(value, str) else None
+
+
+def _hf_username(value: Any) -> str | None:
+    return value if isinstance(value, str) and HF_USERNAME.fullmatch(value) else None
+
+
+def _https_url(value: Any) -> str | None:
+    """Only https image URLs reach an <img src>; anything else (javascript:, data:, http:) is dropped."""
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+    except ValueError:  # e.g. "https://[oops"
+        return None
+    return value if parts and parts.scheme == "https" and parts.hostname else None
+
+
+class SiteLogtoClient(LogtoClient):
+    """`LogtoClient` that shares one OIDC core (discovery + JWKS) per process instead of one per instance."""
+
+    def __init__(self, logto: Logto, storage: Storage) -> None:
+        super().__init__(logto.config, storage)
+        self._logto = logto
+
+    async def getOidcCore(self) -> StrictOidcCore:
+        return await self._logto.core()
+
+
+class Logto:
+    """The app's Logto connection: settings, the shared OIDC core, and guarded SDK calls."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self.settings = settings
+        self.config = LogtoConfig(
+            endpoint=settings.logto_endpoint,
+            appId=settings.logto_app_id,
+            appSecret=settings.logto_app_secret,
+            scopes=list(settings.scopes),
+        )
+        self._core: StrictOidcCore | None = None
+        self._core_build: SingleFlight[StrictOidcCore] = SingleFlight()
+        self._refresh_guard = RefreshGuard(settings.data_dir)
+
+    def client(self, storage: Storage) -> SiteLogtoClient:
+        return SiteLogtoClient(self, storage)
+
+    async def core(self) -> StrictOidcCore:
+        """The OIDC core, made once per process from Logto's discovery document (retried until it works).
+
+        Requests arriving together share one build, and once built the core is never replaced: a
+        request that fetched signing keys into it verifies the ID token with the same core.
+        """
+        return self._core or await self._core_build.run(self._build_core)
+
+    async def _build_core(self) -> StrictOidcCore:
+        if self._core is None:  # builds run one at a time, so this check cannot race
+            discovery_url = f"{self.settings.issuer}/.well-known/openid-configuration"
+            metadata = await StrictOidcCore.getProviderMetadata(discovery_url)
+            problem = check_discovery(metadata, self.settings.issuer)
+            if problem:
+                raise LogtoUnavailable("The identity service is misconfigured.", problem)
+            self._core = StrictOidcCore(metadata)
+        return self._core
+
+    async def guarded(self, step: str, awaitable: Awaitable[T]) -> T:
+        """Await an SDK call with a timeout; turn each way Logto can fail into an `AuthFailure`.
+
+        Only the provider's failures are caught here; a bug in our code reaches the 500 handler.
+        """
+        try:
+            return await asyncio.wait_for(awaitable, self.settings.logto_timeout)
+        except asyncio.TimeoutError:
+            raise _unavailable(step, f"no answer within {self.settings.logto_timeout:g}s") from None
+        except LogtoException as error:
+            raise _rejection(step, _oauth_error(str(error))) from None
+        except ProviderError as error:
+            raise _unavailable(step, f"{type(error).__name__}: {str(error)[:120]}") from None
+        except jwt.PyJWTError as error:
+            raise SignInRejected(
+                "The sign-in could not be verified. Please try again.", f"{step}: ID token rejected ({str(error)[:120]})"
+            ) from None
+
+    async def start_sign_in(self, *, sign_up: bool, next_path: str) -> str:
+        """The authorize URL (PKCE, state, nonce, direct_sign_in, first_screen); the sign-in waits in the session.
+
+        Several may wait at once (one per tab), each under its own `state`; the oldest is dropped past
+        `MAX_PENDING_SIGN_INS`. Nothing else in the session changes: whoever is signed in stays so.
+        """
+        scratch = DictStorage()
+        url = await self.guarded("sign-in", self.client(scratch).signIn(self.settings.redirect_uri))
+        pending_json = scratch.get("signInSession")
+        assert pending_json is not None
+        nonce = secrets.token_urlsafe(32)
+        waiting = {state: entry for state, entry in _pending().items() if not _expired(entry)}
+        waiting[SignInSession.model_validate_json(pending_json).state] = {
+            "sign_in_session": pending_json, "nonce": nonce, "started": int(time.time()), "next": next_path,
+        }
+        session[PENDING_KEY] = dict(sorted(waiting.items(), key=lambda item: item[1]["started"])[-MAX_PENDING_SIGN_INS:])
+        extra = {"nonce": nonce}
+        if self.settings.direct_sign_in:
+            extra["direct_sign_in"] = self.settings.direct_sign_in
+        if sign_up:
+            extra["first_screen"] = "register"
+        return f"{url}&{urlencode(extra)}"
+
+    async def finish_sign_in(self, query_string: str) -> tuple[DictStorage, SignedInUser, dict[str, Any], str]:
+        """Check the callback, exchange the code, verify the ID token and nonce, fetch userinfo.
+
+        Returns the new tokens (scratch storage), the user, their userinfo and the `next` path; the caller
+        puts them in a fresh session. A `state` that matches no sign-in in progress leaves them all alone
+        (a forged link cannot cancel one); the matching one is used up whatever the outcome.
+        """
+        query = parse_qs(query_string, keep_blank_values=True)
+        waiting = _pending()
+        if not waiting:
+            raise BadCallback(
+                "There is no sign-in in progress in this browser (it may have finished already, or cookies are blocked).",
+                "callback without a sign-in in progress",
+            )
+        state = _single(query, "state")
+        match = next((key for key in waiting if state is not None and hmac.compare_digest(key.encode(), state.encode())), None)
+        if match is None:
+            raise BadCallback("The sign-in response did not match the sign-in this browser started.", "state mismatch")
+        entry = waiting.pop(match)
+        session[PENDING_KEY] = waiting
+        if _expired(entry):
+            raise BadCallback("The sign-in took too long. Please start again.", "sign-in expired")
+        error = _single(query, "error")
+        if error is not None:
+            if error == "access_denied":
+                raise SignInRejected("Sign-in was cancelled.", "user cancelled (access_denied)")
+            raise SignInRejected("Logto could not complete the sign-in.", f"authorization error {_safe_code(error)}")
+        core = await self.guarded("discovery", self.core())
+        if _single(query, "iss") != core.metadata.issuer:  # RFC 9207: Logto always sends it
+            raise BadCallback("The sign-in response came from an unexpected issuer.", "iss missing or mismatched")
+        if not _single(query, "code"):
+            raise BadCallback("The sign-in response has no authorization code.", "callback without code")
+
+        scratch = DictStorage({"signInSession": entry["sign_in_session"]})
+        client = self.client(scratch)
+        await self.guarded("token", client.handleSignInCallback(f"{self.settings.redirect_uri}?{query_string}"))
+        id_token = client.getIdToken()
+        if id_token is None:
+            raise SignInRejected("Logto did not return an ID token.", "token: no id_token")
+        claims = jwt.decode(id_token, options={"verify_signature": False})  # verified by the SDK just now
+        if not hmac.compare_digest(str(claims.get("nonce", "")).encode(), str(entry["nonce"]).encode()):
+            raise SignInRejected("The sign-in could not be verified. Please try again.", "nonce mismatch")
+        userinfo = await self._userinfo(client, claims)
+        return scratch, SignedInUser.from_claims(claims, userinfo), userinfo, str(entry["next"])
+
+    async def refresh(self, session_id: str, tokens: Mapping[str, str | None], sub: str) -> tuple[dict[str, str], dict[str, Any]]:
+        """New tokens and userinfo for a session whose access token is due, one refresh of it at a time.
+
+        Works on a copy of `tokens`; the result is for the same user (`sub`) or the refresh fails.
+        Refreshes of one session are serialised (token_refresh.py), and one that another request
+        made meanwhile is adopted instead of refreshing again.
+        """
+        scratch = DictStorage(tokens)
+        try:
+            with self._refresh_guard.exclusive(session_id, scratch, timeout=2 * self.settings.logto_timeout):
+                client = self.client(scratch)
+                access_token = await self.guarded("refresh", client.getAccessToken())
+                if access_token is None:
+                    raise SessionEnded("Your sign-in is no longer valid. Please sign in again.", "refresh: no refresh token")
+                id_token = client.getIdToken()  # a refresh may have replaced it; the SDK verified the new one
+                if id_token is None or jwt.decode(id_token, options={"verify_signature": False}).get("sub") != sub:
+                    raise SessionEnded("Your sign-in is no longer valid. Please sign in again.", "refresh: another user's ID token")
+                userinfo = await self._userinfo(client, {"sub": sub})
+        except TimeoutError:
+            raise _unavailable("refresh", "another refresh of this session did not finish") from None
+        return scratch.data, userinfo
+
+    async def _userinfo(self, client: SiteLogtoClient, id_claims: Mapping[str, Any]) -> dict[str, Any]:
+        access_token = await self.guarded("refresh", client.getAccessToken())
+        if access_token is None:
+            raise SessionEnded("Your sign-in is no longer valid. Please sign in again.", "refresh: no refresh token")
+        core = await self.guarded("discovery", self.core())
+        userinfo = await self.guarded("userinfo", core.fetchUserInfo(access_token))
+        if userinfo.sub != id_claims.get("sub"):
+            raise SignInRejected("The sign-in could not be verified. Please try again.", "userinfo sub mismatch")
+        return userinfo.model_dump()
+
+    async def sign_out_url(self) -> str:
+        return await self.guarded("sign-out", self.client(DictStorage()).signOut(self.settings.post_sign_out_uri))
+
+
+def access_token_due(stored_map: str | None, now: float | None = None) -> bool:
+    """True when the session's access token (the SDK's `accessTokenMap`, resource "") is missing or expired."""
+    try:
+        entry = json.loads(stored_map or "{}").get("x", {}).get("")
+        expires_at = entry["expiresAt"] if isinstance(entry, dict) else None
+    except (ValueError, AttributeError, KeyError):
+        return True
+    return not isinstance(expires_at, int) or expires_at < (time.time() if now is None else now)
+
+
+def _pending() -> dict[str, dict[str, Any]]:
+    """The sign-ins in progress in this session, by `state` (anything malformed is ignored)."""
+    stored = session.get(PENDING_KEY)
+    if not isinstance(stored, dict):
+        return {}
+    return {
+        state: entry for state, entry in stored.items()
+        if isinstance(state, str) and isinstance(entry, dict) and isinstance(entry.get("sign_in_session"), str)
+        and isinstance(entry.get("nonce"), str) and isinstance(entry.get("started"), int)
+    }
+
+
+def _expired(entry: Mapping[str, Any]) -> bool:
+    return time.time() - entry["started"] > SIGN_IN_TIMEOUT_SECONDS
+
+
+def _single(query: Mapping[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[0] if values and len(values) == 1 else None
+
+
+def _oauth_error(text: str) -> str | None:
+    """The OAuth `error` code from an error body Logto sent, if it is one."""
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return _safe_code(error) if isinstance(error, str) else None
+
+
+def _safe_code(code: str) -> str:
+    """An error code fit for a log line: short, no spaces or control characters."""
+    return "".join(c for c in code[:40] if c.isalnum() or c in "_-.") or "unknown"
+
+
+def _rejection(step: str, oauth_error: str | None) -> AuthFailure:
+    """The failure for an error answer from Logto at `step`."""
+    if (step, oauth_error) in {("refresh", "invalid_grant"), ("userinfo", "invalid_token")}:
+        return SessionEnded("Your sign-in is no longer valid. Please sign in again.", f"{step}: {oauth_error}")
+    if step == "token" and oauth_error is not None:
+        return SignInRejected("Logto did not accept this sign-in. Please try again.", f"token: {oauth_error}")
+    return _unavailable(step, f"error answer ({oauth_error or 'not OAuth JSON'})")
+
+
+def _unavailable(step: str, cause: str) -> LogtoUnavailable:
+    return LogtoUnavailable(
+        "We could not reach the identity service. Please try again in a moment.", f"{step}: {cause}"
+    )
