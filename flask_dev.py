@@ -9,13 +9,38 @@ from __future__ import annotations
 import errno
 import signal
 import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
 from flask import current_app
 from werkzeug.serving import make_server  # not run_simple: its banner repeats the URL as 127.0.0.1
 
-from logto_auth.config import AuthSettings
+from logto_auth.config import AuthSettings, post_sign_out_uri, redirect_uri
+from settings import DEV_APP_ID, dev_client_secret
+
+if TYPE_CHECKING:
+    from devidp.launcher import RunningProvider
+
+
+def start_local_provider(base_url: str, data_dir: Path, *, port: int, **options: Any) -> RunningProvider:
+    """The local provider, with the site registered as its client (the id and secret `site_config` gives the site).
+
+    Used by `flask dev`, the tests and the benchmark; `options` go to `devidp.launcher.start_provider`.
+    """
+    from devidp.launcher import ensure_installed, start_provider
+
+    ensure_installed()
+    return start_provider(
+        port=port,
+        client_id=DEV_APP_ID,
+        client_secret=dev_client_secret(data_dir),
+        redirect_uris=[redirect_uri(base_url)],
+        post_logout_redirect_uris=[post_sign_out_uri(base_url)],
+        data_dir=data_dir / "devidp",
+        **options,
+    )
 
 
 class _Terminated(BaseException):
@@ -43,7 +68,7 @@ def dev_command() -> None:
 
     Ctrl-C and SIGTERM stop both; the provider also ends by itself if this process dies (see devidp/launcher.py).
     """
-    from devidp.launcher import DevIdpError, ensure_installed, start_provider  # only `dev` needs Node
+    from devidp.launcher import DevIdpError  # only `dev` needs Node
 
     if "CONFIG_ERROR" in current_app.config:
         raise click.ClickException(current_app.config["CONFIG_ERROR"])
@@ -63,15 +88,9 @@ def dev_command() -> None:
             server = make_server("127.0.0.1", port, current_app._get_current_object(), threaded=True, fd=sock.fileno())
         if current_app.config["USES_DEV_PROVIDER"]:
             try:
-                ensure_installed()
-                provider = start_provider(
-                    port=current_app.config["DEVIDP_PORT"],
-                    client_id=settings.logto_app_id,
-                    client_secret=settings.logto_app_secret,
-                    redirect_uris=[settings.redirect_uri],
-                    post_logout_redirect_uris=[settings.post_sign_out_uri],
-                    data_dir=settings.data_dir / "devidp",
-                    app_name=current_app.config["APP_NAME"],
+                provider = start_local_provider(
+                    settings.app_base_url, settings.data_dir,
+                    port=current_app.config["DEVIDP_PORT"], app_name=current_app.config["APP_NAME"],
                 )
             except DevIdpError as error:
                 raise click.ClickException(f"the local identity provider did not start: {error}") from None

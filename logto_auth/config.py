@@ -41,11 +41,11 @@ class AuthSettings:
 
     @property
     def redirect_uri(self) -> str:
-        return f"{self.app_base_url}/callback"
+        return redirect_uri(self.app_base_url)
 
     @property
     def post_sign_out_uri(self) -> str:
-        return f"{self.app_base_url}/"
+        return post_sign_out_uri(self.app_base_url)
 
     @property
     def is_https(self) -> bool:
@@ -57,7 +57,22 @@ class AuthSettings:
 
     @property
     def issuer(self) -> str:
-        return f"{self.logto_endpoint}/oidc"
+        return issuer(self.logto_endpoint)
+
+
+def redirect_uri(base_url: str) -> str:
+    """The URI to register on the Logto app as a redirect URI (the unit's `/callback`)."""
+    return f"{base_url}/callback"
+
+
+def post_sign_out_uri(base_url: str) -> str:
+    """The URI to register on the Logto app as a post sign-out redirect URI."""
+    return f"{base_url}/"
+
+
+def issuer(endpoint: str) -> str:
+    """Logto's issuer for an endpoint: `{endpoint}/oidc`."""
+    return f"{endpoint}/oidc"
 
 
 def read_auth_settings(config: Mapping[str, Any]) -> AuthSettings:

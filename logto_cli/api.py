@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import click
 import requests
 
-from logto_auth.config import DEFAULT_DIRECT_SIGN_IN, ConfigError, check_endpoint
+from logto_auth.config import DEFAULT_DIRECT_SIGN_IN, ConfigError, check_endpoint, issuer, post_sign_out_uri, redirect_uri
 from settings import site_config
 
 TIMEOUT = 10.0
@@ -51,15 +51,15 @@ class AdminEnv:
 
     @property
     def redirect_uri(self) -> str:
-        return f"{self.base_url}/callback"
+        return redirect_uri(self.base_url)
 
     @property
     def post_sign_out_uri(self) -> str:
-        return f"{self.base_url}/"
+        return post_sign_out_uri(self.base_url)
 
     @property
     def issuer(self) -> str:
-        return f"{self.endpoint}/oidc"
+        return issuer(self.endpoint)
 
     @property
     def has_m2m(self) -> bool:
@@ -83,7 +83,6 @@ def read_site_config(environ: Mapping[str, str]) -> dict[str, Any]:
             f"APP_DATA_DIR: cannot write {exc.filename} ({exc.strerror}): set APP_DATA_DIR to a directory "
             "this user can write"
         ) from None
-
 
 
 def admin_env(config: Mapping[str, Any], environ: Mapping[str, str]) -> AdminEnv:

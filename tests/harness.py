@@ -19,10 +19,11 @@ import requests
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from devidp.launcher import RunningProvider, ensure_installed, start_provider
+from devidp.launcher import RunningProvider
 from flask_app import create_app
+from flask_dev import start_local_provider
 from logto_auth.config import AuthSettings, read_auth_settings
-from settings import DEV_APP_ID, dev_client_secret, site_config
+from settings import site_config
 
 
 @dataclass
@@ -64,22 +65,18 @@ class QuietRequestHandler(WSGIRequestHandler):
         pass
 
 
-def start_stack(data_dir: Path, *, access_token_ttl: int | None = None, **env: str) -> Stack:
-    ensure_installed()
+def start_stack(
+    data_dir: Path, *, access_token_ttl: int | None = None, make_app: Callable[[dict[str, str]], Flask] = create_app,
+    **env: str,
+) -> Stack:
+    """The provider and an app (the site, or `make_app(env)`) on free ports, the app knowing the provider."""
     late = _LateApp()
     server = make_server("127.0.0.1", 0, late, threaded=True, request_handler=QuietRequestHandler)
     base_url = f"http://localhost:{server.server_port}"
-    provider = start_provider(
-        port=0,
-        client_id=DEV_APP_ID,
-        client_secret=dev_client_secret(data_dir),
-        redirect_uris=[f"{base_url}/callback"],
-        post_logout_redirect_uris=[f"{base_url}/"],
-        data_dir=data_dir / "devidp",
-        test_controls=True,
-        access_token_ttl=access_token_ttl,
+    provider = start_local_provider(
+        base_url, data_dir, port=0, test_controls=True, access_token_ttl=access_token_ttl
     )
-    late.app = create_app(
+    late.app = make_app(
         {"APP_BASE_URL": base_url, "APP_DATA_DIR": str(data_dir), "DEVIDP_PORT": str(provider.port), **env}
     )
     thread = threading.Thread(target=server.serve_forever, name="site", daemon=True)

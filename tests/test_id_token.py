@@ -181,3 +181,27 @@ def test_discovery_endpoints_elsewhere_are_refused(logto, monkeypatch, field, el
     monkeypatch.setattr(StrictOidcCore, "getProviderMetadata", staticmethod(detour))
     with pytest.raises(LogtoUnavailable, match="discovery endpoint"):
         asyncio.run(logto.guarded("discovery", logto.core()))
+
+
+def test_a_token_without_kid_is_accepted_when_the_jwks_has_one_key(core):
+    core._keys = {"only": as_jwk(KEY.public_key())}
+    core.verifyIdToken(jwt.encode(claims(), KEY, algorithm="ES384"), APP_ID)  # rp-id_token-kid-absent-single-jwks
+
+
+def test_a_token_without_kid_is_refused_when_the_jwks_has_several(core):
+    other = ec.generate_private_key(ec.SECP384R1())
+    core._keys = {"one": as_jwk(KEY.public_key()), "two": as_jwk(other.public_key())}
+    with pytest.raises(jwt.InvalidTokenError, match="no kid"):
+        core.verifyIdToken(jwt.encode(claims(), KEY, algorithm="ES384"), APP_ID)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [claims(exp=int(time.time()) - 120), claims(iat=int(time.time()) + 600), claims(iss="https://evil.example/oidc"),
+     claims(aud="someone-else"), claims(azp="someone-else"), claims(email=["odd"])],
+)
+def test_the_readme_explains_each_cause_of_could_not_be_verified(core, bad):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    with pytest.raises(jwt.InvalidTokenError) as caught:
+        core.verifyIdToken(jwt.encode(bad, KEY, algorithm="ES384"), APP_ID)
+    assert f"`token: ID token rejected ({caught.value})`" in readme or f"`({caught.value})`" in readme

@@ -89,3 +89,14 @@ def test_test_logs_hold_the_sites_own_lines_and_no_access_lines(stack: Stack, ca
     assert any(name == "auth" and "event=auth-failure" in message for name, message in messages)
     assert not [message for name, message in messages if name == "werkzeug" and "HTTP/1.1" in message]
     assert forms_in  # the harness's helpers stay importable from conftest
+
+
+def test_a_real_bug_is_a_500_page_and_its_traceback_is_logged(local_app, caplog):
+    @local_app.get("/boom")
+    def boom() -> str:
+        raise KeyError("a bug")
+
+    answer = local_app.test_client().get("/boom", headers={"Host": "localhost:3000"})
+    assert answer.status_code == 500 and "Something went wrong" in answer.text and "KeyError" not in answer.text
+    logged = [record for record in caplog.records if "event=error" in record.getMessage()]
+    assert logged and logged[0].exc_info and logged[0].exc_info[0] is KeyError

@@ -141,3 +141,19 @@ def test_no_token_code_or_cookie_reaches_logs_or_pages(stack: Stack, caplog: pyt
     for secret in secrets:
         assert secret not in logs
         assert not any(secret in page for page in seen_pages)
+
+
+def test_steady_pages_neither_write_the_session_nor_call_logto(make_stack):
+    """A signed-in `/` and `/profile` read the stored session; they write it only when something changed."""
+    running = make_stack()
+    http = requests.Session()
+    sign_in(running, http, "steady-reader")
+    assert http.get(running.base_url + "/profile", timeout=10).status_code == 200  # csrf token made once
+    session_files = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in (running.data_dir / "sessions").iterdir()}
+    running.provider.stop()  # any call to Logto would now fail
+    for _ in range(3):
+        for path in ["/", "/profile"]:
+            answer = http.get(running.base_url + path, timeout=10)
+            assert answer.status_code == 200 and "steady-reader" in answer.text
+    after = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in (running.data_dir / "sessions").iterdir()}
+    assert after == session_files
