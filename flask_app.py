@@ -16,19 +16,25 @@ from urllib.parse import quote, urlsplit
 
 import click
 from dotenv import load_dotenv
-from flask import Blueprint, Flask, current_app, g, redirect, render_template, request
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, send_from_directory
 from flask.cli import FlaskGroup
+from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from client import ConfigError, LogtoAuth, login_required
 from logto_auth.config import is_loopback_url
+from logto_auth.i18n import N_
 from flask_dev import dev_command
 from logto_cli import logto_cli
-from settings import site_config
+import hub
+import languages
+import notes
+from settings import site_config, space_setup_needs
+from space_setup import setup_app
 
 log = logging.getLogger("auth")
-auth = LogtoAuth()
+auth = LogtoAuth(ui_locales=languages.current_tag)  # Logto's pages in the site's language
 site = Blueprint("site", __name__)
 
 
@@ -37,6 +43,8 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     if env is None:
         load_dotenv()
         env = os.environ
+    if needs := space_setup_needs(env):
+        return setup_app(env, needs)
     app = Flask(__name__)
     app.cli.add_command(dev_command)
     app.cli.add_command(logto_cli)
@@ -46,13 +54,18 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     )
     try:
         app.config.update(site_config(env))
+        if app.config["ON_SPACE"]:  # shown in huggingface.co's iframe: the cookie must be a third-party one
+            app.config.update(SESSION_COOKIE_SAMESITE="None", SESSION_COOKIE_SECURE=True)
         auth.init_app(app)
+        notes.init_app(app)
+        languages.init_app(app)
     except ConfigError as error:
         if _loading_for_cli_lookup():
             app.config["CONFIG_ERROR"] = str(error)  # let `flask logto setup` fix what is missing
             return app
         raise SystemExit(f"Configuration error: {error}") from None
     app.register_blueprint(site)
+    app.register_blueprint(hub.blueprint)  # /hf
     _register_error_pages(app)
     _configure_logging()
     return app
@@ -80,7 +93,6 @@ def one_loopback_name() -> Any:
     The session cookie is per host name, so a sign-in started under one name cannot finish under the
     other. Deployed sites answer whatever host a proxy or health check uses.
     """
-    g.csp_nonce = secrets.token_urlsafe(16)
     base_url = current_app.config["APP_BASE_URL"]
     if not is_loopback_url(base_url) or request.method not in ("GET", "HEAD"):
         return None
@@ -91,11 +103,22 @@ def one_loopback_name() -> Any:
     return redirect(f"{base_url}{quote(request.path)}{'?' + query if query else ''}", 302)
 
 
+def csp_nonce() -> str:
+    """This response's nonce for its <style> (made when first asked: error pages can come before any view)."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
 @site.app_context_processor
 def template_values() -> dict[str, Any]:
     # Inside a Space's iframe, Hugging Face and Logto pages must open in a new tab.
     on_space = current_app.config["ON_SPACE"]
-    return {"sign_in_target": Markup(' target="_blank" rel="noopener"') if on_space else ""}
+    return {
+        "csp_nonce": csp_nonce,
+        "sign_in_target": Markup(' target="_blank" rel="noopener"') if on_space else "",
+        "framed": on_space and request.headers.get("Sec-Fetch-Dest") == "iframe",
+    }
 
 
 @site.get("/")
@@ -109,6 +132,12 @@ def profile() -> str:
     return render_template("profile.html", userinfo=auth.userinfo())
 
 
+@site.get("/favicon.ico")
+def favicon() -> Any:
+    """Browsers ask for /favicon.ico whatever the page links: the same icon as static/favicon.svg."""
+    return send_from_directory(current_app.static_folder, "favicon.svg", mimetype="image/svg+xml")
+
+
 @site.get("/healthz")
 def healthz() -> tuple[str, int, dict[str, str]]:
     return "ok\n", 200, {"Content-Type": "text/plain"}
@@ -117,17 +146,16 @@ def healthz() -> tuple[str, int, dict[str, str]]:
 @site.after_app_request
 def security_headers(response: Any) -> Any:
     config = current_app.config
-    nonce = g.get("csp_nonce", "")
-    # A Space shows the site in an iframe on huggingface.co; anywhere else nobody may frame it.
-    frame_ancestors = "https://huggingface.co" if config["ON_SPACE"] else "'none'"
+    nonce = csp_nonce()
+    frame_ancestors = config["FRAME_ANCESTORS"]  # on a Space: huggingface.co; elsewhere: nobody
     response.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' https:; "
+        f"default-src 'none'; style-src 'nonce-{nonce}' 'self'; img-src 'self' https:; "
         f"form-action 'self' {config['LOGTO_ENDPOINT']}; base-uri 'none'; frame-ancestors {frame_ancestors}"
     )
-    if not config["ON_SPACE"]:
+    if frame_ancestors == "'none'":
         response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"  # Flask-WTF's https check needs it on our own forms
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -135,12 +163,30 @@ def security_headers(response: Any) -> Any:
 def _register_error_pages(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str, int]:
-        return render_template("error.html", title=f"{error.code} {error.name}", message=error.description), error.code or 500
+        status = error.code or 500
+        title, message = FORM_EXPIRED if isinstance(error, CSRFError) else HTTP_ERRORS.get(status, HTTP_ERRORS[500])
+        return render_template(
+            "error.html", title=title, message=message, status=status, offer_sign_in=status in (404, 405),
+        ), status
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> tuple[str, int]:
         log.error("event=error path=%s cause=%s", request.path, type(error).__name__, exc_info=error)
-        return render_template("error.html", title="Something went wrong", message="Please try again."), 500
+        title, message = HTTP_ERRORS[500]
+        return render_template("error.html", title=title, message=message, status=500), 500
+
+
+# The site's own words for HTTP errors (title, message; translated by error.html), not Werkzeug's.
+HTTP_ERRORS = {
+    400: (N_("Request not understood"), N_("This request could not be understood. Please go back and try again.")),
+    403: (N_("Not allowed"), N_("You are not allowed to open this page.")),
+    404: (N_("Page not found"), N_("There is no page at this address. Check the link, or start again from the home page.")),
+    405: (N_("Not available this way"), N_("This address cannot be opened like that. Please use the buttons and links on the site's pages.")),
+    413: (N_("Too large"), N_("What you sent is too large for this site.")),
+    500: (N_("Something went wrong"), N_("Please try again in a moment.")),
+    503: (N_("Temporarily unavailable"), N_("This part of the site cannot answer right now. Please try again in a moment.")),
+}
+FORM_EXPIRED = (N_("Form expired"), N_("Please reload the page and try again."))
 
 
 class DropQueryStrings(logging.Filter):

@@ -17,8 +17,8 @@ import click
 from flask import current_app
 from werkzeug.serving import make_server  # not run_simple: its banner repeats the URL as 127.0.0.1
 
-from logto_auth.config import AuthSettings, post_sign_out_uri, redirect_uri
-from settings import DEV_APP_ID, dev_client_secret
+from logto_auth.config import AuthSettings, backchannel_logout_uri, post_sign_out_uri, redirect_uri
+from settings import DEFAULT_APP_NAME, DEV_APP_ID, dev_client_secret
 
 if TYPE_CHECKING:
     from devidp.launcher import RunningProvider
@@ -28,18 +28,17 @@ def start_local_provider(base_url: str, data_dir: Path, *, port: int, **options:
     """The local provider, with the site registered as its client (the id and secret `site_config` gives the site).
 
     Used by `flask dev`, the tests and the benchmark; `options` go to `devidp.launcher.start_provider`.
+    The site's `/backchannel-logout` is the client's back-channel logout URI, as `flask logto setup` registers it.
     """
     from devidp.launcher import ensure_installed, start_provider
 
     ensure_installed()
+    options.setdefault("redirect_uris", [redirect_uri(base_url)])
+    options.setdefault("post_logout_redirect_uris", [post_sign_out_uri(base_url)])
+    options.setdefault("backchannel_logout_uri", backchannel_logout_uri(base_url))
+    options.setdefault("app_name", DEFAULT_APP_NAME)  # its pages name the site ("Sign in to …", "Back to …")
     return start_provider(
-        port=port,
-        client_id=DEV_APP_ID,
-        client_secret=dev_client_secret(data_dir),
-        redirect_uris=[redirect_uri(base_url)],
-        post_logout_redirect_uris=[post_sign_out_uri(base_url)],
-        data_dir=data_dir / "devidp",
-        **options,
+        port=port, client_id=DEV_APP_ID, client_secret=dev_client_secret(data_dir), data_dir=data_dir / "devidp", **options,
     )
 
 

@@ -12,6 +12,7 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from logto_auth.config import (
     DEFAULT_BASE_URL, MAKE_SECRET_HINT, ConfigError, check_base_url, is_loopback_url, secret_key_problem, whole_number,
@@ -20,8 +21,14 @@ from logto_auth.config import (
 DEFAULT_APP_NAME = "Flask × Hugging Face"
 DEFAULT_DEV_PROVIDER_PORT = 3001
 DEV_APP_ID = "local-dev-site"
+SPACE_SECRETS = ("LOGTO_ENDPOINT", "LOGTO_APP_ID", "LOGTO_APP_SECRET", "FLASK_SECRET_KEY")
+SPACE_STORAGE = "/data"  # a Space's persistent storage, when turned on
+SPACE_FRAME_ANCESTOR = "https://huggingface.co"
+DEFAULT_HF_ENDPOINT = "https://huggingface.co"
+DEV_HUB_PATH = "/hub"  # the local provider's simulated Hub
+DEFAULT_HF_TIMEOUT = 10
 PASSED_THROUGH = (  # read as they are; the unit or the commands check them
-    "LOGTO_APP_ID", "LOGTO_APP_SECRET", "LOGTO_SCOPES", "LOGTO_TIMEOUT", "SESSION_LIFETIME",
+    "LOGTO_APP_ID", "LOGTO_APP_SECRET", "LOGTO_SCOPES", "LOGTO_TIMEOUT", "SESSION_LIFETIME", "SESSION_REDIS_URL",
     "LOGTO_M2M_APP_ID", "LOGTO_M2M_APP_SECRET", "LOGTO_MANAGEMENT_RESOURCE", "HF_CLIENT_ID", "HF_CLIENT_SECRET",
 )
 
@@ -32,9 +39,10 @@ def site_config(env: Mapping[str, str]) -> dict[str, Any]:
     def get(name: str, default: str = "") -> str:  # set-but-empty means the default, as unset does
         return env.get(name, "").strip() or default
 
-    space_host = get("SPACE_HOST").split(",")[0].strip()  # set by Hugging Face Spaces
+    space_host = space_host_of(env)
+    on_space = bool(space_host or get("SPACE_ID"))
     base_url = check_base_url(get("APP_BASE_URL", f"https://{space_host}" if space_host else DEFAULT_BASE_URL))
-    data_dir = Path(get("APP_DATA_DIR", "instance")).resolve()
+    data_dir = Path(get("APP_DATA_DIR", default_data_dir(on_space))).resolve()
     config: dict[str, Any] = {name: get(name) for name in PASSED_THROUGH}
     dev_port = whole_number(env, "DEVIDP_PORT", DEFAULT_DEV_PROVIDER_PORT, minimum=1)
     if dev_port > 65535:
@@ -45,7 +53,7 @@ def site_config(env: Mapping[str, str]) -> dict[str, Any]:
             "LOGTO_APP_ID/LOGTO_APP_SECRET are set but LOGTO_ENDPOINT is not: set LOGTO_ENDPOINT "
             "(e.g. https://abc123.logto.app) or remove both to use the local dev provider"
         )
-    uses_dev_provider = not endpoint
+    uses_dev_provider = not endpoint and not on_space  # a Space gets the setup page instead (see space_setup_needs)
     if uses_dev_provider:
         endpoint = f"http://localhost:{dev_port}"
         config.update(LOGTO_APP_ID=DEV_APP_ID, LOGTO_APP_SECRET=dev_client_secret(data_dir))
@@ -59,9 +67,49 @@ def site_config(env: Mapping[str, str]) -> dict[str, Any]:
         APP_NAME=get("APP_NAME", DEFAULT_APP_NAME)[:80],
         DEVIDP_PORT=dev_port,
         USES_DEV_PROVIDER=uses_dev_provider,
-        ON_SPACE=bool(get("SPACE_ID")),
+        ON_SPACE=on_space,
+        # Who may show the site in a frame: on a Space, the Space page on huggingface.co.
+        FRAME_ANCESTORS=get("FRAME_ANCESTORS", SPACE_FRAME_ANCESTOR if on_space else "'none'"),
+        DATABASE_URL=get("DATABASE_URL", f"sqlite:///{data_dir / 'notes.db'}"),  # checked by notes.py
+        # The Hub the /hf page talks to; with the local provider, its simulated Hub.
+        HF_ENDPOINT=check_hf_endpoint(
+            get("HF_ENDPOINT", f"{endpoint}{DEV_HUB_PATH}" if uses_dev_provider else DEFAULT_HF_ENDPOINT)
+        ),
+        HF_TIMEOUT=whole_number(env, "HF_TIMEOUT", DEFAULT_HF_TIMEOUT, minimum=1),
     )
     return config
+
+
+def check_hf_endpoint(url: str) -> str:
+    """HF_ENDPOINT without a trailing slash; https unless on this machine."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"HF_ENDPOINT={url!r} is not a base URL: use e.g. {DEFAULT_HF_ENDPOINT}")
+    if parts.scheme == "http" and not is_loopback_url(url):
+        raise ConfigError(f"HF_ENDPOINT={url!r} must use https unless the host is localhost or 127.0.0.1")
+    return url.rstrip("/")
+
+
+def space_host_of(env: Mapping[str, str]) -> str:
+    """The Space's host name (`SPACE_HOST` may list several, the first is the Space's own), or ""."""
+    return env.get("SPACE_HOST", "").split(",")[0].strip()
+
+
+def default_data_dir(on_space: bool) -> str:
+    """`/data` on a Space with persistent storage (it survives restarts), else `./instance`."""
+    return SPACE_STORAGE if on_space and os.access(SPACE_STORAGE, os.W_OK) else "instance"
+
+
+def space_setup_needs(env: Mapping[str, str]) -> list[str]:
+    """On a Space, the secrets still to add before the site can run (each with why); [] when none or not on a Space."""
+    if not (space_host_of(env) or env.get("SPACE_ID", "").strip()):
+        return []
+    needs = [f"{name} (missing)" for name in SPACE_SECRETS if not env.get(name, "").strip()]
+    key = env.get("FLASK_SECRET_KEY", "").strip()
+    problem = secret_key_problem(key) if key else None
+    if problem:
+        needs.append(f"FLASK_SECRET_KEY ({problem}: {MAKE_SECRET_HINT})")
+    return needs
 
 
 def secret_key(key: str, base_url: str, data_dir: Path) -> str:

@@ -102,6 +102,7 @@ class _Config:
     access_token_ttl: int | None
     host_name: str
     app_name: str | None
+    backchannel_logout_uri: str | None
 
     def env(self, port: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEVIDP_")}
@@ -120,6 +121,8 @@ class _Config:
             env["DEVIDP_ACCESS_TOKEN_TTL"] = str(self.access_token_ttl)
         if self.app_name:
             env["DEVIDP_APP_NAME"] = self.app_name
+        if self.backchannel_logout_uri:
+            env["DEVIDP_BACKCHANNEL_LOGOUT_URI"] = self.backchannel_logout_uri
         return env
 
 
@@ -280,6 +283,18 @@ class RunningProvider:
     def state(self) -> dict[str, Any]:
         return self.control("state")
 
+    def set_hf_token(self, sub: str, state: str) -> dict[str, Any]:
+        """The user's stored Hugging Face token: missing | expired | valid (a new one)."""
+        return self.control("hf-token", {"sub": sub, "state": state})
+
+    def set_account_api(self, mode: str) -> dict[str, Any]:
+        """mode: none | not-enabled (Account Center off) | forbidden (as without the `identities` scope)."""
+        return self.control("account-api", {"mode": mode})
+
+    def set_hub_fault(self, mode: str, delay_ms: int = 0) -> dict[str, Any]:
+        """mode: none | error500 | slow (applies to every /hub/api/* request)."""
+        return self.control("hub-fault", {"mode": mode, "delay_ms": delay_ms})
+
 
 def start_provider(
     *,
@@ -293,11 +308,13 @@ def start_provider(
     access_token_ttl: int | None = None,
     host_name: str = "localhost",
     app_name: str | None = None,
+    backchannel_logout_uri: str | None = None,
 ) -> RunningProvider:
     """Spawn ``node server.js`` and wait (at most 15 s) for its ready line.
 
     port=0 lets the server pick a free port; the returned object's .port/.endpoint tell which.
     app_name is shown as "Sign in to <app_name>" (default "your app").
+    backchannel_logout_uri: where end-session sends the client's back-channel logout (ID tokens then carry `sid`).
     Raises DevIdpError (with the process output) if it exits or is not ready in time.
     """
     config = _Config(
@@ -310,6 +327,7 @@ def start_provider(
         access_token_ttl=access_token_ttl,
         host_name=host_name,
         app_name=app_name,
+        backchannel_logout_uri=backchannel_logout_uri,
     )
     return RunningProvider(config, port)
 

@@ -65,6 +65,13 @@ export function accountClaims(account) {
   };
 }
 
+/** Back-channel logouts may go to this machine (the site runs next to the provider); anything else keeps
+ * oidc-provider's SSRF guard, which drops connections to loopback and private addresses (as Logto does). */
+function isLoopback(url) {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 function renderHtml(ctx, html, status) {
   ctx.type = 'html';
   ctx.set('cache-control', 'no-store');
@@ -79,6 +86,11 @@ function renderHtml(ctx, html, status) {
 export async function createProvider(config, { keys, accounts, oidcStore }) {
   // The SDK always sends prompt=consent; without this check every repeat sign-in would stop
   // at an interaction. Login + consent are finished together in server.js instead.
+  // A page's language: the request's ui_locales (authorization or end-session), else the browser's.
+  const pageView = (ctx) => pages.view({
+    lang: pages.pickLanguage(ctx.oidc?.params?.ui_locales, ctx.get('accept-language')),
+    site: { name: config.appName, url: config.siteUrl },
+  });
   const policy = interactionPolicy.base();
   policy.get('consent').checks.remove('consent_prompt');
 
@@ -95,6 +107,11 @@ export async function createProvider(config, { keys, accounts, oidcStore }) {
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_post',
       id_token_signed_response_alg: 'ES384',
+      // Like Logto with backchannelLogoutUri + backchannelLogoutSessionRequired: ID tokens carry `sid`.
+      ...(config.backchannelLogoutUri ? {
+        backchannel_logout_uri: config.backchannelLogoutUri,
+        backchannel_logout_session_required: true,
+      } : {}),
     }],
     jwks: { keys: keys.signing },
     cookies: { keys: keys.cookies }, // default names (_session, _interaction, ...) kept on purpose
@@ -106,14 +123,19 @@ export async function createProvider(config, { keys, accounts, oidcStore }) {
     pkce: { required: () => true },
     rotateRefreshToken: true,
     clientBasedCORS: () => false,
+    fetch: (url, options) => {
+      if (isLoopback(url)) delete options.dispatcher; // what Logto's OIDC_PROVIDER_SSRF_PROTECTION_DISABLED does
+      return globalThis.fetch(url, options);
+    },
     features: {
+      backchannelLogout: { enabled: true },
       devInteractions: { enabled: false },
       dPoP: { enabled: false },
       revocation: { enabled: true, allowedPolicy: async (ctx, client, token) => token.clientId === client.clientId },
       rpInitiatedLogout: {
         enabled: true,
-        logoutSource: async (ctx, form) => renderHtml(ctx, pages.logoutPage(form)),
-        postLogoutSuccessSource: async (ctx) => renderHtml(ctx, pages.loggedOutPage()),
+        logoutSource: async (ctx, form) => renderHtml(ctx, pages.logoutPage(form, pageView(ctx))),
+        postLogoutSuccessSource: async (ctx) => renderHtml(ctx, pages.loggedOutPage(pageView(ctx))),
       },
     },
     interactions: {
@@ -142,8 +164,8 @@ export async function createProvider(config, { keys, accounts, oidcStore }) {
       };
     },
     async renderError(ctx, out) {
-      const message = out.error_description || out.error || 'Something went wrong.';
-      renderHtml(ctx, pages.errorPage('Sign-in error', message).html);
+      const message = out.error_description || out.error || { key: 'somethingWrong' };
+      renderHtml(ctx, pages.errorPage(pageView(ctx), message).html);
     },
   });
   provider.proxy = false;

@@ -3,6 +3,9 @@
 //
 //   /oidc/*            oidc-provider (provider.js), mounted like Logto's OIDC endpoints
 //   /interaction/:uid  sign-in pages (pages.js): Logto-like first screen + simulated HF authorize
+//   /api/my-account/identities/huggingface/access-token  Logto's Account API route for the user's stored
+//                      Hugging Face token (account-api.js)
+//   /hub/*             a simulated Hugging Face Hub API for those tokens (hub.js)
 //   /__devidp__/*      test controls (fault injection, key rotation, revocation), only with
 //                      DEVIDP_TEST_CONTROLS=1
 // State lives in DEVIDP_DATA_DIR (store.js). Configuration: environment variables, see README.md.
@@ -14,6 +17,8 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { ACCOUNT_API_MODES, accountApiReply } from './account-api.js';
+import { HUB_FAULT_MODES, HUB_PREFIX, hubReply } from './hub.js';
 import * as pages from './pages.js';
 import { AccountStore, KeyStore, OidcStore, generateSigningKey } from './store.js';
 
@@ -71,10 +76,12 @@ function readConfig(env) {
     clientSecret,
     redirectUris,
     postLogoutRedirectUris: uriList('DEVIDP_POST_LOGOUT_REDIRECT_URIS'),
+    backchannelLogoutUri: uriList('DEVIDP_BACKCHANNEL_LOGOUT_URI')[0] ?? null,
     dataDir,
     accessTokenTtl: integer('DEVIDP_ACCESS_TOKEN_TTL', 3600, 1),
     testControls: env.DEVIDP_TEST_CONTROLS === '1',
     appName: env.DEVIDP_APP_NAME?.trim() || 'your app',
+    siteUrl: `${new URL(redirectUris[0]).origin}/`, // every page links back to the site (the client's origin)
   };
 }
 
@@ -109,6 +116,17 @@ async function readJsonBody(req) {
   throw new HttpError(400, 'body must be a JSON object');
 }
 
+/** A fault control's body: `{mode, delay_ms}`, `slow` waiting 2000 ms unless told. */
+function readFault(body, modes) {
+  const mode = body.mode ?? 'none';
+  const delayMs = body.delay_ms ?? (mode === 'slow' ? 2000 : 0);
+  if (!modes.has(mode)) throw new HttpError(400, `mode must be one of ${[...modes].join(', ')}`);
+  if (!Number.isInteger(delayMs) || delayMs < 0) throw new HttpError(400, 'delay_ms must be a non-negative integer');
+  return { mode, delay_ms: delayMs };
+}
+
+const describeFault = ({ mode, delay_ms: delayMs }) => `${mode}${mode === 'slow' ? ` (${delayMs} ms)` : ''}`;
+
 // ---------------------------------------------------------------- the server
 
 class DevIdp {
@@ -119,9 +137,12 @@ class DevIdp {
     this.accounts = new AccountStore(config.dataDir);
     this.oidcStore = new OidcStore(config.dataDir);
     this.fault = { mode: 'none', delay_ms: 0 };
+    this.counts = { grants: {}, backchannel_logouts: { sent: 0, failed: 0 } }; // what tests count
+    this.accountApiMode = 'none';
+    this.hubFault = { mode: 'none', delay_ms: 0 };
     this.provider = null;
     this.server = http.createServer((req, res) => {
-      this.handle(req, res).catch((err) => this.fail(res, err));
+      this.handle(req, res).catch((err) => this.fail(req, res, err));
     });
   }
 
@@ -141,6 +162,15 @@ class DevIdp {
     // Imported late so that a config error is reported before oidc-provider prints anything.
     const { createProvider } = await import('./provider.js');
     const provider = await createProvider(this.config, this);
+    provider.on('grant.success', (ctx) => {
+      const type = ctx.oidc.params.grant_type;
+      this.counts.grants[type] = (this.counts.grants[type] ?? 0) + 1;
+    });
+    provider.on('backchannel.success', () => { this.counts.backchannel_logouts.sent += 1; });
+    provider.on('backchannel.error', (ctx, err) => {
+      this.counts.backchannel_logouts.failed += 1;
+      console.error(`devidp backchannel.error: ${err.message}${err.cause ? ` (${err.cause.message ?? err.cause})` : ''}`);
+    });
     for (const event of ['server_error', 'authorization.error', 'grant.error', 'end_session.error',
       'userinfo.error', 'revocation.error']) {
       provider.on(event, (ctx, err) => {
@@ -174,6 +204,17 @@ class DevIdp {
       return send(res, 405, 'text/plain', 'method not allowed');
     }
 
+    if (pathname.startsWith('/api/')) {
+      if (await this.faulted(res, pathname)) return undefined;
+      const { provider, accounts, accountApiMode: mode } = this;
+      const [status, body] = await accountApiReply({ provider, accounts, mode }, req, pathname);
+      return sendJson(res, status, body);
+    }
+    if (pathname === HUB_PREFIX || pathname.startsWith(`${HUB_PREFIX}/`)) {
+      const [status, type, body] = await hubReply({ accounts: this.accounts, fault: this.hubFault }, req, url);
+      return type === 'application/json' ? sendJson(res, status, body) : send(res, status, type, body);
+    }
+
     if (pathname.startsWith('/__devidp__/') && this.config.testControls) {
       return this.handleControl(req, res, pathname);
     }
@@ -183,26 +224,37 @@ class DevIdp {
     return send(res, 404, 'text/plain', 'not found');
   }
 
-  fail(res, err) {
+  /** What a page needs: its language (the sign-in's `ui_locales`, else the browser's) and the site it links back to. */
+  view(req, uiLocales) {
+    const { appName: name, siteUrl: url } = this.config;
+    return pages.view({ lang: pages.pickLanguage(uiLocales, req.headers['accept-language']), site: { name, url } });
+  }
+
+  fail(req, res, err) {
     // SessionNotFound: oidc-provider's (no/expired interaction cookie) or ours (uid mismatch)
     const sessionLost = err.name === 'SessionNotFound' || err instanceof SessionNotFound;
     const status = err instanceof HttpError ? err.status : sessionLost ? 400 : 500;
     if (status === 500) console.error('devidp error:', err.stack || err);
     if (res.headersSent) return res.destroy();
-    const message = sessionLost
-      ? 'This sign-in attempt has expired or was started in another browser. Go back to the app and sign in again.'
-      : status === 500 ? 'Internal error (see the devidp log).' : err.message;
-    return sendPage(res, pages.errorPage('Sign-in error', message, status));
+    const message = sessionLost ? { key: 'expired' } : status === 500 ? { key: 'internal' } : err.message;
+    return sendPage(res, pages.errorPage(this.view(req), message, status));
   }
 
   // ------------------------------------------------------------ /oidc (+ fault injection)
 
-  async handleOidc(req, res, pathname) {
+  /** Answer as the fault mode says (true), or let the request through (false; after the delay when `slow`). */
+  async faulted(res, pathname) {
     const { mode, delay_ms: delayMs } = this.fault;
     if (mode === 'slow') await sleep(delayMs);
-    if (mode === 'html') return send(res, 200, 'text/html; charset=utf-8', '<html>not json</html>');
-    if (mode === 'error500') return sendJson(res, 500, { code: 'internal', message: 'boom' });
-    if (mode === 'bad-jwks' && pathname === '/oidc/jwks') return sendJson(res, 200, this.badJwks());
+    if (mode === 'html') send(res, 200, 'text/html; charset=utf-8', '<html>not json</html>');
+    else if (mode === 'error500') sendJson(res, 500, { code: 'internal', message: 'boom' });
+    else if (mode === 'bad-jwks' && pathname === '/oidc/jwks') sendJson(res, 200, this.badJwks());
+    else return false;
+    return true;
+  }
+
+  async handleOidc(req, res, pathname) {
+    if (await this.faulted(res, pathname)) return undefined;
 
     // Mount under /oidc: oidc-provider derives its mount path from originalUrl vs url.
     req.originalUrl = req.url;
@@ -232,13 +284,13 @@ class DevIdp {
     const { params } = details;
     if (params.direct_sign_in === 'social:huggingface') return redirect(res, `/interaction/${uid}/huggingface`);
     const register = ['register', 'identifier:register'].includes(params.first_screen) || params.interaction_mode === 'signUp';
-    return sendPage(res, pages.firstScreen({ uid, appName: this.config.appName, register }));
+    return sendPage(res, pages.firstScreen({ uid, register, view: this.view(req, params.ui_locales) }));
   }
 
   async huggingFacePage(req, res, uid) {
     const details = await this.details(req, res, uid);
     if (details.prompt.name !== 'login') return redirect(res, `/interaction/${uid}`);
-    return sendPage(res, pages.huggingFaceAuthorize({ uid, appName: this.config.appName }));
+    return sendPage(res, pages.huggingFaceAuthorize({ uid, view: this.view(req, details.params.ui_locales) }));
   }
 
   async huggingFaceSubmit(req, res, uid) {
@@ -257,11 +309,11 @@ class DevIdp {
     const values = { username, full_name: fullName };
     let error;
     if (!USERNAME_RE.test(username)) {
-      error = 'Enter a valid Hugging Face username: letters, digits, ".", "_" or "-", starting with a letter or digit, at most 42 characters.';
+      error = 'badUsername'; // pages.js words it in the page's language
     } else if (email && !EMAIL_RE.test(email)) {
-      error = 'Enter a valid email address.';
+      error = 'badEmail';
     }
-    if (error) return sendPage(res, pages.huggingFaceAuthorize({ uid, appName: this.config.appName, values, error }));
+    if (error) return sendPage(res, pages.huggingFaceAuthorize({ uid, values, error, view: this.view(req, details.params.ui_locales) }));
 
     const account = this.accounts.upsertHuggingFaceUser({ username, fullName, email });
     // Finish login and consent in one go, like Logto does for its own first-party apps.
@@ -303,12 +355,8 @@ class DevIdp {
     const body = await readJsonBody(req);
 
     if (pathname === '/__devidp__/fault') {
-      const mode = body.mode ?? 'none';
-      const delayMs = body.delay_ms ?? (mode === 'slow' ? 2000 : 0);
-      if (!FAULT_MODES.has(mode)) throw new HttpError(400, `mode must be one of ${[...FAULT_MODES].join(', ')}`);
-      if (!Number.isInteger(delayMs) || delayMs < 0) throw new HttpError(400, 'delay_ms must be a non-negative integer');
-      this.fault = { mode, delay_ms: delayMs };
-      console.log(`devidp fault mode: ${mode}${mode === 'slow' ? ` (${delayMs} ms)` : ''}`);
+      this.fault = readFault(body, FAULT_MODES);
+      console.log(`devidp fault mode: ${describeFault(this.fault)}`);
       return sendJson(res, 200, this.state());
     }
     if (pathname === '/__devidp__/rotate-key') {
@@ -316,6 +364,23 @@ class DevIdp {
       this.bogusKey = null;
       await this.loadProvider(); // the keystore is fixed per Provider; stores are shared
       console.log(`devidp signing key rotated: ${this.keys.kids[0]}`);
+      return sendJson(res, 200, this.state());
+    }
+    if (pathname === '/__devidp__/hf-token') {
+      if (!['missing', 'expired', 'valid'].includes(body.state)) throw new HttpError(400, 'state must be missing, expired or valid');
+      if (typeof body.sub !== 'string' || !this.accounts.setHfToken(body.sub, body.state)) throw new HttpError(404, 'no such sub');
+      console.log(`devidp Hugging Face token of ${body.sub}: ${body.state}`);
+      return sendJson(res, 200, this.state());
+    }
+    if (pathname === '/__devidp__/account-api') {
+      if (!ACCOUNT_API_MODES.has(body.mode)) throw new HttpError(400, `mode must be one of ${[...ACCOUNT_API_MODES].join(', ')}`);
+      this.accountApiMode = body.mode;
+      console.log(`devidp Account API mode: ${body.mode}`);
+      return sendJson(res, 200, this.state());
+    }
+    if (pathname === '/__devidp__/hub-fault') {
+      this.hubFault = readFault(body, HUB_FAULT_MODES);
+      console.log(`devidp Hub fault mode: ${describeFault(this.hubFault)}`);
       return sendJson(res, 200, this.state());
     }
     if (pathname === '/__devidp__/revoke') {
@@ -331,6 +396,9 @@ class DevIdp {
     return {
       issuer: this.config.issuer,
       fault: this.fault,
+      counts: this.counts,
+      account_api: this.accountApiMode,
+      hub_fault: this.hubFault,
       kids: this.keys.kids,
       accounts: this.accounts.count,
     };

@@ -1,6 +1,7 @@
 // store.js — everything devidp keeps in DEVIDP_DATA_DIR.
 //   keys.json      signing keys (EC P-384 JWKs, first = current) and cookie-signing keys
-//   accounts.json  the simulated Logto users (one per Hugging Face username)
+//   accounts.json  the simulated Logto users (one per Hugging Face username), each with the Hugging Face
+//                  token set its last sign-in stored (Logto's Secret Vault: `hf.token`)
 //   oidc/<Model>/<id>.json  the oidc-provider adapter store (sessions, grants, tokens, ...)
 // Every change is written at once, synchronously, via temp file + rename, so a SIGTERM or
 // crash never loses or half-writes state.
@@ -84,6 +85,14 @@ function randomId(length = 12) {
   return id;
 }
 
+export const HF_TOKEN_SCOPE = 'openid profile email read-repos';
+export const HF_TOKEN_TTL = 8 * 3600; // seconds, as Hugging Face's OAuth access tokens
+
+/** The token set a sign-in through the simulated Hugging Face leaves in the vault (no refresh token, as HF). */
+export function newHfToken() {
+  return { access_token: `hf_oauth_${randomId(40)}`, scope: HF_TOKEN_SCOPE, expires_at: epoch() + HF_TOKEN_TTL };
+}
+
 export class AccountStore {
   constructor(dataDir) {
     this.file = path.join(dataDir, 'accounts.json');
@@ -100,6 +109,10 @@ export class AccountStore {
 
   get count() {
     return Object.keys(this.accounts).length;
+  }
+
+  all() {
+    return Object.values(this.accounts);
   }
 
   /**
@@ -130,8 +143,30 @@ export class AccountStore {
       if (email && email !== account.email) changes.email = email;
       if (Object.keys(changes).length) Object.assign(account, changes, { updated_at: now });
     }
+    account.hf.token = newHfToken(); // every sign-in stores the token set Hugging Face just issued
     this.save();
     return account;
+  }
+
+  /** Test control: the stored token goes `missing`, `expired`, or is `valid` again (a new one). */
+  setHfToken(id, state) {
+    const account = this.accounts[id];
+    if (!account) return false;
+    if (state === 'missing') delete account.hf.token;
+    else if (state === 'expired') account.hf.token = { ...(account.hf.token ?? newHfToken()), expires_at: epoch() - 1 };
+    else account.hf.token = newHfToken();
+    this.save();
+    return true;
+  }
+
+  /** The account whose stored, unexpired Hugging Face token this is (what the simulated Hub accepts). */
+  byHfToken(token) {
+    const given = Buffer.from(token);
+    return Object.values(this.accounts).find(({ hf }) => {
+      if (!hf.token || hf.token.expires_at <= epoch()) return false;
+      const stored = Buffer.from(hf.token.access_token);
+      return stored.length === given.length && crypto.timingSafeEqual(stored, given);
+    });
   }
 }
 

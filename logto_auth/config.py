@@ -38,6 +38,8 @@ class AuthSettings:
     logto_timeout: float
     session_lifetime: timedelta
     data_dir: Path
+    session_redis_url: str = ""  # empty: sessions in files under data_dir
+
 
     @property
     def redirect_uri(self) -> str:
@@ -46,6 +48,10 @@ class AuthSettings:
     @property
     def post_sign_out_uri(self) -> str:
         return post_sign_out_uri(self.app_base_url)
+
+    @property
+    def backchannel_logout_uri(self) -> str:
+        return backchannel_logout_uri(self.app_base_url)
 
     @property
     def is_https(self) -> bool:
@@ -68,6 +74,11 @@ def redirect_uri(base_url: str) -> str:
 def post_sign_out_uri(base_url: str) -> str:
     """The URI to register on the Logto app as a post sign-out redirect URI."""
     return f"{base_url}/"
+
+
+def backchannel_logout_uri(base_url: str) -> str:
+    """The URI to register on the Logto app as its back-channel logout URI (the unit's `/backchannel-logout`)."""
+    return f"{base_url}/backchannel-logout"
 
 
 def issuer(endpoint: str) -> str:
@@ -107,6 +118,7 @@ def read_auth_settings(config: Mapping[str, Any]) -> AuthSettings:
         logto_timeout=float(whole_number(config, "LOGTO_TIMEOUT", DEFAULT_TIMEOUT, minimum=1)),
         session_lifetime=timedelta(seconds=whole_number(config, "SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME, minimum=60)),
         data_dir=Path(text("APP_DATA_DIR", "instance")).resolve(),
+        session_redis_url=check_redis_url(text("SESSION_REDIS_URL")),
     )
 
 
@@ -119,6 +131,21 @@ def is_loopback_url(url: str) -> bool:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_private_url(url: str) -> bool:
+    """True when the URL's host is loopback, a private or other non-public address, or a *.localhost name:
+    Logto's SSRF protection (always on at Logto Cloud) refuses to send back-channel logouts there."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return not ipaddress.ip_address(host).is_global
     except ValueError:
         return False
 
@@ -138,6 +165,25 @@ def check_base_url(url: str) -> str:
     if parts.scheme == "http" and not is_loopback_url(url):
         raise ConfigError(f"APP_BASE_URL={url!r} must use https unless the host is localhost or 127.0.0.1")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def check_redis_url(url: str) -> str:
+    """`url` if empty or a Redis URL (redis:// or rediss://, with a host); the message never shows a password."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        password, host = parts.password, parts.hostname
+        parts.port
+    except ValueError:
+        raise ConfigError("SESSION_REDIS_URL is not a Redis URL: use e.g. redis://localhost:6379/0") from None
+    shown = repr(url.replace(password, "***") if password else url)
+    if parts.scheme not in ("redis", "rediss") or not host:
+        raise ConfigError(
+            f"SESSION_REDIS_URL={shown} is not a Redis URL: use redis://host:6379/0 (rediss:// for TLS), "
+            "or leave it empty to keep sessions in files"
+        )
+    return url
 
 
 def check_endpoint(url: str) -> str:

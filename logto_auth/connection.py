@@ -6,6 +6,8 @@
 - Sign-in extras the SDK cannot do: `nonce`, `direct_sign_in`, `first_screen`, the callback's `iss` check,
   the nonce check on the ID token, several sign-ins in progress at once (one per `state`), and refreshes
   that cannot switch the user.
+- Sign-out's revocation of the refresh token (Logto's end-session leaves an offline_access grant alive),
+  and the checks on a back-channel logout token (backchannel.py) with Logto's signing keys.
 - `SignedInUser`: what the session keeps about the person (no tokens).
 """
 
@@ -18,7 +20,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Mapping, TypeVar
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
@@ -27,13 +29,18 @@ from flask import session
 from logto import LogtoClient, LogtoConfig, LogtoException, Storage
 from logto.LogtoClient import SignInSession
 
+from logto_auth.backchannel import SignInIndex, check_logout_token, unverified_header
 from logto_auth.config import AuthSettings
+from logto_auth.i18n import N_
 from logto_auth.oidc_core import ProviderError, SingleFlight, StrictOidcCore, check_discovery
+from logto_auth.session_store import FileStore, Store
 from logto_auth.token_refresh import TOKEN_KEYS, RefreshGuard
 
 T = TypeVar("T")
 
 SIGN_IN_TIMEOUT_SECONDS = 15 * 60
+REVOCATION_TIMEOUT_SECONDS = 3.0  # sign-out waits at most this long for Logto to revoke the refresh token
+BACKCHANNEL_TIMEOUT_SECONDS = 2.0  # Logto gives a back-channel logout 2.5 s
 MAX_PENDING_SIGN_INS = 5  # tabs with a sign-in in progress at once; the oldest is dropped
 HF_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 # Session keys (the full list is in client.py's docstring).
@@ -44,7 +51,7 @@ class AuthFailure(Exception):
     """A failure the user sees as a page: HTTP status, title, message; `cause` goes to the log only."""
 
     status = 400
-    title = "Sign-in failed"
+    title = N_("Sign-in failed")
 
     def __init__(self, message: str, cause: str) -> None:
         super().__init__(cause)
@@ -53,19 +60,19 @@ class AuthFailure(Exception):
 
 
 class BadCallback(AuthFailure):
-    status, title = 400, "Sign-in link not valid"
+    status, title = 400, N_("Sign-in link not valid")
 
 
 class SignInRejected(AuthFailure):
-    status, title = 401, "Sign-in not completed"
+    status, title = 401, N_("Sign-in not completed")
 
 
 class SessionEnded(AuthFailure):
-    status, title = 401, "Your session ended"
+    status, title = 401, N_("Your session ended")
 
 
 class LogtoUnavailable(AuthFailure):
-    status, title = 503, "Identity service unavailable"
+    status, title = 503, N_("Identity service unavailable")
 
 
 class SessionStorage(Storage):
@@ -176,10 +183,14 @@ class SiteLogtoClient(LogtoClient):
 
 
 class Logto:
-    """The app's Logto connection: settings, the shared OIDC core, and guarded SDK calls."""
+    """The app's Logto connection: settings, the shared OIDC core, guarded SDK calls, and the session store
+    beside the sessions (the refresh lock and handoff, the sign-in index for back-channel logouts)."""
 
-    def __init__(self, settings: AuthSettings) -> None:
+    def __init__(
+        self, settings: AuthSettings, store: Store | None = None, *, ui_locales: Callable[[], str | None] | None = None,
+    ) -> None:
         self.settings = settings
+        self.ui_locales = ui_locales  # the language for Logto's pages, asked at each sign-in (LogtoAuth's hook)
         self.config = LogtoConfig(
             endpoint=settings.logto_endpoint,
             appId=settings.logto_app_id,
@@ -188,7 +199,9 @@ class Logto:
         )
         self._core: StrictOidcCore | None = None
         self._core_build: SingleFlight[StrictOidcCore] = SingleFlight()
-        self._refresh_guard = RefreshGuard(settings.data_dir)
+        self.store = store or FileStore(settings.data_dir)
+        self._refresh_guard = RefreshGuard(self.store)
+        self.sign_ins = SignInIndex(self.store, int(settings.session_lifetime.total_seconds()))
 
     def client(self, storage: Storage) -> SiteLogtoClient:
         return SiteLogtoClient(self, storage)
@@ -207,30 +220,31 @@ class Logto:
             metadata = await StrictOidcCore.getProviderMetadata(discovery_url)
             problem = check_discovery(metadata, self.settings.issuer)
             if problem:
-                raise LogtoUnavailable("The identity service is misconfigured.", problem)
+                raise LogtoUnavailable(N_("The identity service is misconfigured."), problem)
             self._core = StrictOidcCore(metadata)
         return self._core
 
-    async def guarded(self, step: str, awaitable: Awaitable[T]) -> T:
-        """Await an SDK call with a timeout; turn each way Logto can fail into an `AuthFailure`.
+    async def guarded(self, step: str, awaitable: Awaitable[T], timeout: float | None = None) -> T:
+        """Await an SDK call with a timeout (default LOGTO_TIMEOUT); turn each way Logto can fail into an `AuthFailure`.
 
         Only the provider's failures are caught here; a bug in our code reaches the 500 handler.
         """
+        timeout = min(timeout or self.settings.logto_timeout, self.settings.logto_timeout)
         try:
-            return await asyncio.wait_for(awaitable, self.settings.logto_timeout)
+            return await asyncio.wait_for(awaitable, timeout)
         except asyncio.TimeoutError:
-            raise _unavailable(step, f"no answer within {self.settings.logto_timeout:g}s") from None
+            raise _unavailable(step, f"no answer within {timeout:g}s") from None
         except LogtoException as error:
             raise _rejection(step, _oauth_error(str(error))) from None
         except ProviderError as error:
             raise _unavailable(step, f"{type(error).__name__}: {str(error)[:120]}") from None
         except jwt.PyJWTError as error:
             raise SignInRejected(
-                "The sign-in could not be verified. Please try again.", f"{step}: ID token rejected ({str(error)[:120]})"
+                N_("The sign-in could not be verified. Please try again."), f"{step}: ID token rejected ({str(error)[:120]})"
             ) from None
 
     async def start_sign_in(self, *, sign_up: bool, next_path: str) -> str:
-        """The authorize URL (PKCE, state, nonce, direct_sign_in, first_screen); the sign-in waits in the session.
+        """The authorize URL (PKCE, state, nonce, ui_locales, direct_sign_in, first_screen); the sign-in waits in the session.
 
         Several may wait at once (one per tab), each under its own `state`; the oldest is dropped past
         `MAX_PENDING_SIGN_INS`. Nothing else in the session changes: whoever is signed in stays so.
@@ -246,6 +260,8 @@ class Logto:
         }
         session[PENDING_KEY] = dict(sorted(waiting.items(), key=lambda item: item[1]["started"])[-MAX_PENDING_SIGN_INS:])
         extra = {"nonce": nonce}
+        if self.ui_locales and (ui_locales := self.ui_locales()):
+            extra["ui_locales"] = ui_locales
         if self.settings.direct_sign_in:
             extra["direct_sign_in"] = self.settings.direct_sign_in
         if sign_up:
@@ -263,37 +279,37 @@ class Logto:
         waiting = _pending()
         if not waiting:
             raise BadCallback(
-                "There is no sign-in in progress in this browser (it may have finished already, or cookies are blocked).",
+                N_("There is no sign-in in progress in this browser (it may have finished already, or cookies are blocked)."),
                 "callback without a sign-in in progress",
             )
         state = _single(query, "state")
         match = next((key for key in waiting if state is not None and hmac.compare_digest(key.encode(), state.encode())), None)
         if match is None:
-            raise BadCallback("The sign-in response did not match the sign-in this browser started.", "state mismatch")
+            raise BadCallback(N_("The sign-in response did not match the sign-in this browser started."), "state mismatch")
         entry = waiting.pop(match)
         session[PENDING_KEY] = waiting
         if _expired(entry):
-            raise BadCallback("The sign-in took too long. Please start again.", "sign-in expired")
+            raise BadCallback(N_("The sign-in took too long. Please start again."), "sign-in expired")
         error = _single(query, "error")
         if error is not None:
             if error == "access_denied":
-                raise SignInRejected("Sign-in was cancelled.", "user cancelled (access_denied)")
-            raise SignInRejected("Logto could not complete the sign-in.", f"authorization error {_safe_code(error)}")
+                raise SignInRejected(N_("Sign-in was cancelled."), "user cancelled (access_denied)")
+            raise SignInRejected(N_("Logto could not complete the sign-in."), f"authorization error {_safe_code(error)}")
         core = await self.guarded("discovery", self.core())
         if _single(query, "iss") != core.metadata.issuer:  # RFC 9207: Logto always sends it
-            raise BadCallback("The sign-in response came from an unexpected issuer.", "iss missing or mismatched")
+            raise BadCallback(N_("The sign-in response came from an unexpected issuer."), "iss missing or mismatched")
         if not _single(query, "code"):
-            raise BadCallback("The sign-in response has no authorization code.", "callback without code")
+            raise BadCallback(N_("The sign-in response has no authorization code."), "callback without code")
 
         scratch = DictStorage({"signInSession": entry["sign_in_session"]})
         client = self.client(scratch)
         await self.guarded("token", client.handleSignInCallback(f"{self.settings.redirect_uri}?{query_string}"))
         id_token = client.getIdToken()
         if id_token is None:
-            raise SignInRejected("Logto did not return an ID token.", "token: no id_token")
+            raise SignInRejected(N_("Logto did not return an ID token."), "token: no id_token")
         claims = jwt.decode(id_token, options={"verify_signature": False})  # verified by the SDK just now
         if not hmac.compare_digest(str(claims.get("nonce", "")).encode(), str(entry["nonce"]).encode()):
-            raise SignInRejected("The sign-in could not be verified. Please try again.", "nonce mismatch")
+            raise SignInRejected(N_("The sign-in could not be verified. Please try again."), "nonce mismatch")
         userinfo = await self._userinfo(client, claims)
         return scratch, SignedInUser.from_claims(claims, userinfo), userinfo, str(entry["next"])
 
@@ -310,10 +326,10 @@ class Logto:
                 client = self.client(scratch)
                 access_token = await self.guarded("refresh", client.getAccessToken())
                 if access_token is None:
-                    raise SessionEnded("Your sign-in is no longer valid. Please sign in again.", "refresh: no refresh token")
+                    raise SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), "refresh: no refresh token")
                 id_token = client.getIdToken()  # a refresh may have replaced it; the SDK verified the new one
                 if id_token is None or jwt.decode(id_token, options={"verify_signature": False}).get("sub") != sub:
-                    raise SessionEnded("Your sign-in is no longer valid. Please sign in again.", "refresh: another user's ID token")
+                    raise SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), "refresh: another user's ID token")
                 userinfo = await self._userinfo(client, {"sub": sub})
         except TimeoutError:
             raise _unavailable("refresh", "another refresh of this session did not finish") from None
@@ -322,15 +338,35 @@ class Logto:
     async def _userinfo(self, client: SiteLogtoClient, id_claims: Mapping[str, Any]) -> dict[str, Any]:
         access_token = await self.guarded("refresh", client.getAccessToken())
         if access_token is None:
-            raise SessionEnded("Your sign-in is no longer valid. Please sign in again.", "refresh: no refresh token")
+            raise SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), "refresh: no refresh token")
         core = await self.guarded("discovery", self.core())
         userinfo = await self.guarded("userinfo", core.fetchUserInfo(access_token))
         if userinfo.sub != id_claims.get("sub"):
-            raise SignInRejected("The sign-in could not be verified. Please try again.", "userinfo sub mismatch")
+            raise SignInRejected(N_("The sign-in could not be verified. Please try again."), "userinfo sub mismatch")
         return userinfo.model_dump()
 
     async def sign_out_url(self) -> str:
         return await self.guarded("sign-out", self.client(DictStorage()).signOut(self.settings.post_sign_out_uri))
+
+    async def revoke_refresh_token(self, refresh_token: str) -> None:
+        """Revoke the refresh token at Logto (RFC 7009), which ends its grant; `LogtoUnavailable` within 3 s if not.
+
+        Logto's end-session does not revoke an offline_access grant: without this, the token would keep working.
+        """
+        core = await self.guarded("revocation", self.core(), REVOCATION_TIMEOUT_SECONDS)
+        revoke = core.revokeToken(self.config.appId, self.config.appSecret, refresh_token, "refresh_token")
+        await self.guarded("revocation", revoke, REVOCATION_TIMEOUT_SECONDS)
+
+    async def logout_claims(self, logout_token: Any) -> dict[str, Any]:
+        """The claims of a valid back-channel logout token, or `BadLogoutToken`.
+
+        No call to Logto but, for a key the site does not know yet, one JWKS fetch (and the discovery
+        document, once per process); within 2 s or `LogtoUnavailable`.
+        """
+        unverified_header(logout_token)  # junk is refused before anything else
+        core = await self.guarded("backchannel-logout", self.core(), BACKCHANNEL_TIMEOUT_SECONDS)
+        key = await self.guarded("backchannel-logout", core.signing_key(logout_token), BACKCHANNEL_TIMEOUT_SECONDS)
+        return check_logout_token(logout_token, key, issuer=core.metadata.issuer, client_id=self.settings.logto_app_id)
 
 
 def access_token_due(stored_map: str | None, now: float | None = None) -> bool:
@@ -382,13 +418,13 @@ def _safe_code(code: str) -> str:
 def _rejection(step: str, oauth_error: str | None) -> AuthFailure:
     """The failure for an error answer from Logto at `step`."""
     if (step, oauth_error) in {("refresh", "invalid_grant"), ("userinfo", "invalid_token")}:
-        return SessionEnded("Your sign-in is no longer valid. Please sign in again.", f"{step}: {oauth_error}")
+        return SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), f"{step}: {oauth_error}")
     if step == "token" and oauth_error is not None:
-        return SignInRejected("Logto did not accept this sign-in. Please try again.", f"token: {oauth_error}")
+        return SignInRejected(N_("Logto did not accept this sign-in. Please try again."), f"token: {oauth_error}")
     return _unavailable(step, f"error answer ({oauth_error or 'not OAuth JSON'})")
 
 
 def _unavailable(step: str, cause: str) -> LogtoUnavailable:
     return LogtoUnavailable(
-        "We could not reach the identity service. Please try again in a moment.", f"{step}: {cause}"
+        N_("We could not reach the identity service. Please try again in a moment."), f"{step}: {cause}"
     )

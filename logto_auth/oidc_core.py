@@ -5,7 +5,8 @@ reads bodies of any size, fetches JWKS with blocking urllib that no timeout arou
 accepts any ID token PyJWT accepts. `StrictOidcCore` keeps the SDK's interface and replaces the
 network calls with `fetch_json` (no redirects, 1 MiB at most, async so `asyncio.wait_for` can stop
 it), keeps the signing keys itself (fetched when a token names a key it does not know, or after
-5 minutes), and checks ID tokens strictly.
+5 minutes), and checks ID tokens strictly. It also revokes tokens (RFC 7009, sign-out) and hands out
+the signing key for a logout token (backchannel.py checks the rest).
 
 `SingleFlight` lets many threads, each with its own event loop (Flask runs every async view in one),
 share one fetch: the discovery document and the JWKS are fetched once however many requests ask at
@@ -34,6 +35,7 @@ from logto.utilities import removeFalsyKeys
 
 MAX_BODY_BYTES = 1024 * 1024
 KEYS_MAX_AGE_SECONDS = 300
+KEYS_MIN_REFETCH_SECONDS = 10  # an unknown kid from outside (a logout token) refetches the JWKS at most this often
 ID_TOKEN_ALGORITHMS = ["ES384", "ES256", "ES512", "RS256", "PS256"]  # asymmetric only
 PRINTABLE_ID = re.compile(r"[\x21-\x7e]{1,255}")  # Logto ids are short alphanumerics
 T = TypeVar("T")
@@ -48,10 +50,11 @@ class ResponseTooLarge(ProviderError):
     """The identity provider sent more than `MAX_BODY_BYTES`."""
 
 
-async def fetch_json(method: str, url: str, **request: Any) -> Any:
+async def fetch_json(method: str, url: str, *, expect_json: bool = True, **request: Any) -> Any:
     """One request to the identity provider, parsed as JSON; a non-200 raises `LogtoException(body)` as the SDK does.
 
     Anything else that goes wrong on the way (connection, size, not JSON) raises `ProviderError`.
+    With `expect_json=False` the body of a 200 is not read as JSON (None is returned).
     """
     try:
         async with aiohttp.ClientSession() as http:
@@ -68,6 +71,8 @@ async def fetch_json(method: str, url: str, **request: Any) -> Any:
     text = body.decode("utf-8", errors="replace")
     if response.status != 200:
         raise LogtoException(text)
+    if not expect_json:
+        return None
     try:
         return json.loads(text)
     except (ValueError, RecursionError):
@@ -129,7 +134,15 @@ class SingleFlight(Generic[T]):
             self._flight = None
 
 
+class LogtoProviderMetadata(OidcProviderMetadata):
+    """The SDK's discovery model plus the revocation endpoint (RFC 7009), which Logto lists and the SDK drops."""
+
+    revocation_endpoint: str | None = None
+
+
 class StrictOidcCore(OidcCore):
+    metadata: LogtoProviderMetadata
+
     def __init__(self, metadata: OidcProviderMetadata) -> None:
         super().__init__(metadata)
         self.jwksClient = None  # the SDK's blocking JWKS client is never used
@@ -138,8 +151,8 @@ class StrictOidcCore(OidcCore):
         self._key_fetch: SingleFlight[None] = SingleFlight()
 
     @staticmethod
-    async def getProviderMetadata(discoveryUrl: str) -> OidcProviderMetadata:
-        return parse_model(OidcProviderMetadata, await fetch_json("GET", discoveryUrl))
+    async def getProviderMetadata(discoveryUrl: str) -> LogtoProviderMetadata:
+        return parse_model(LogtoProviderMetadata, await fetch_json("GET", discoveryUrl))
 
     async def fetchTokenByCode(
         self, clientId: str, clientSecret: str | None, redirectUri: str, code: str, codeVerifier: str
@@ -158,6 +171,22 @@ class StrictOidcCore(OidcCore):
     async def fetchUserInfo(self, accessToken: str) -> UserInfoResponse:
         headers = {"Authorization": f"Bearer {accessToken}"}
         return parse_model(UserInfoResponse, await fetch_json("GET", self.metadata.userinfo_endpoint, headers=headers))
+
+    async def revokeToken(self, clientId: str, clientSecret: str | None, token: str, hint: str) -> None:
+        """RFC 7009 at the revocation endpoint (client auth as at the token endpoint); `ProviderError` without one."""
+        if not self.metadata.revocation_endpoint:
+            raise ProviderError("discovery lists no revocation_endpoint")
+        form = {"token": token, "token_type_hint": hint, "client_id": clientId, "client_secret": clientSecret}
+        await fetch_json("POST", self.metadata.revocation_endpoint, data=removeFalsyKeys(form), expect_json=False)
+
+    async def signing_key(self, token: str) -> jwt.PyJWK | None:
+        """The key a JWT from outside names (a logout token); the JWKS is fetched only for a kid not known yet,
+        and at most every `KEYS_MIN_REFETCH_SECONDS`, so junk tokens cannot make the site hammer Logto."""
+        kid = jwt.get_unverified_header(token).get("kid")
+        recently = self._keys and time.monotonic() - self._keys_fetched_at < KEYS_MIN_REFETCH_SECONDS
+        if self._key_for(kid) is None and not recently:
+            await self._key_fetch.run(self._fetch_keys)
+        return self._key_for(kid)
 
     async def _token_request(self, form: dict[str, Any]) -> TokenResponse:
         tokens = parse_model(TokenResponse, await fetch_json("POST", self.metadata.token_endpoint, data=removeFalsyKeys(form)))
@@ -230,7 +259,8 @@ def check_discovery(metadata: OidcProviderMetadata, issuer: str) -> str | None:
         return f"discovery issuer {metadata.issuer[:100]!r} is not {issuer!r}"
     origin = urlsplit(issuer)[:2]
     endpoints = [metadata.authorization_endpoint, metadata.token_endpoint, metadata.userinfo_endpoint,
-                 metadata.jwks_uri, metadata.end_session_endpoint or issuer]
+                 metadata.jwks_uri, metadata.end_session_endpoint or issuer,
+                 getattr(metadata, "revocation_endpoint", None) or issuer]
     for url in endpoints:
         if urlsplit(url)[:2] != origin:
             return f"discovery endpoint {url[:100]!r} is not on {issuer!r}"

@@ -19,14 +19,22 @@ from urllib.parse import urlsplit
 import click
 import requests
 
-from logto_auth.config import DEFAULT_DIRECT_SIGN_IN, ConfigError, check_endpoint, issuer, post_sign_out_uri, redirect_uri
+from logto_auth.config import (
+    DEFAULT_DIRECT_SIGN_IN, DEFAULT_SCOPES, ConfigError, backchannel_logout_uri, check_endpoint, issuer,
+    post_sign_out_uri, redirect_uri,
+)
 from settings import site_config
 
 TIMEOUT = 10.0
-HF_CONNECTOR_ID = "huggingface-universal"  # the connector factory's id
+HF_CONNECTOR_ID = "huggingface-universal"  # the dedicated connector's factory id (it cannot store tokens)
+OIDC_CONNECTOR_ID = "oidc"  # the standard OIDC connector's factory id (token storage, with target huggingface)
 HF_TARGET = "huggingface"
 DEFAULT_RESOURCE = "https://default.logto.app/api"  # self-hosted Logto
 M2M_ROLE = "Logto Management API access"
+SECRET_VAULT_FIX = (
+    "Logto's Secret Vault is off: start Logto (OSS) with SECRET_VAULT_KEK set to a base64 key (e.g. "
+    "`openssl rand -base64 32`), then run the command again; on Logto Cloud it is always on"
+)
 _STAND_IN_KEY = secrets.token_hex(32)  # what the site reader is given instead of FLASK_SECRET_KEY
 
 Json = Any
@@ -48,6 +56,7 @@ class AdminEnv:
     direct_sign_in: str
     hf_client_id: str
     hf_client_secret: str
+    scopes: tuple[str, ...] = tuple(DEFAULT_SCOPES.split())  # LOGTO_SCOPES, as the site asks Logto for them
 
     @property
     def redirect_uri(self) -> str:
@@ -56,6 +65,10 @@ class AdminEnv:
     @property
     def post_sign_out_uri(self) -> str:
         return post_sign_out_uri(self.base_url)
+
+    @property
+    def backchannel_logout_uri(self) -> str:
+        return backchannel_logout_uri(self.base_url)
 
     @property
     def issuer(self) -> str:
@@ -106,6 +119,7 @@ def admin_env(config: Mapping[str, Any], environ: Mapping[str, str]) -> AdminEnv
         direct_sign_in=DEFAULT_DIRECT_SIGN_IN if direct_sign_in is None else direct_sign_in,
         hf_client_id=config["HF_CLIENT_ID"],
         hf_client_secret=config["HF_CLIENT_SECRET"],
+        scopes=tuple((config["LOGTO_SCOPES"] or DEFAULT_SCOPES).split()),
     )
 
 
@@ -163,6 +177,11 @@ def _fix_for(code: str) -> str:
         "oidc.invalid_scope": f"assign the role '{M2M_ROLE}' to the machine-to-machine app",
         "auth.unauthorized": f"check the M2M app's credentials and that it has the role '{M2M_ROLE}'",
         "auth.forbidden": f"assign the role '{M2M_ROLE}' to the machine-to-machine app",
+        "request.feature_not_supported": SECRET_VAULT_FIX,
+        "connector.token_storage_not_supported": (
+            "the dedicated Hugging Face connector cannot store tokens: run flask --app flask_app logto setup "
+            "--hf-token-storage (it switches to the standard OIDC connector)"
+        ),
     }
     return fixes.get(code, "")
 
@@ -232,6 +251,9 @@ class ManagementApi:
     def sign_in_experience(self) -> dict:
         return self.get("/api/sign-in-exp")
 
+    def account_center(self) -> dict:
+        return self.get("/api/account-center")
+
 
 def _json(what: str, response: requests.Response) -> Json:
     try:
@@ -242,7 +264,15 @@ def _json(what: str, response: requests.Response) -> Json:
 
 
 def find_hf_connector(connectors: list[dict]) -> dict | None:
-    return next((c for c in connectors if c.get("connectorId") == HF_CONNECTOR_ID), None)
+    """The Hugging Face connector: the dedicated one, or the standard OIDC one with target `huggingface`."""
+    return next(
+        (c for c in connectors if c.get("target") == HF_TARGET or c.get("connectorId") == HF_CONNECTOR_ID), None
+    )
+
+
+def stores_tokens(connector: dict) -> bool:
+    """Whether Logto keeps the Hugging Face tokens this connector receives (its Secret Vault)."""
+    return connector.get("connectorId") != HF_CONNECTOR_ID and connector.get("enableTokenStorage") is True
 
 
 def current_secret(secrets: list[dict], now_ms: int) -> str:

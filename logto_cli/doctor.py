@@ -3,7 +3,8 @@
 The site's settings are read first, by the site's own reader; a setting the site refuses is a ✗ (and nothing
 else can be checked). Local checks (endpoint and discovery document, by the site's rule; clock skew; APP_BASE_URL;
 FLASK_SECRET_KEY, by the site's rule; the session store) always run. The tenant checks (app, URIs, secret,
-Hugging Face connector, sign-in experience, LOGTO_DIRECT_SIGN_IN, sign-up) need the machine-to-machine app;
+Hugging Face connector, Hugging Face token storage with Account Center and the `identities` scope, sign-in
+experience, LOGTO_DIRECT_SIGN_IN, sign-up) need the machine-to-machine app;
 without it the doctor probes Logto's authorize endpoint for the redirect URI instead and lists what it skipped.
 """
 
@@ -22,7 +23,7 @@ from logto.models.oidc import OidcProviderMetadata
 
 import settings
 from logto_auth import oidc_core
-from logto_auth.config import MAKE_SECRET_HINT, ConfigError, is_loopback_url
+from logto_auth.config import MAKE_SECRET_HINT, ConfigError, is_loopback_url, is_private_url
 from logto_cli.api import (
     HF_CONNECTOR_ID,
     HF_TARGET,
@@ -35,6 +36,7 @@ from logto_cli.api import (
     find_hf_connector,
     one_line_errors,
     read_site_config,
+    stores_tokens,
 )
 
 MAX_CLOCK_SKEW = 30.0  # seconds
@@ -265,6 +267,7 @@ class Tenant:
     secrets: list[dict] | None
     connectors: list[dict]
     experience: dict
+    account_center: dict | None = None  # read only when the connector can store tokens; None: unreadable
 
 
 def fetch_tenant(api: ManagementApi, env: AdminEnv) -> Tenant:
@@ -282,7 +285,15 @@ def fetch_tenant(api: ManagementApi, env: AdminEnv) -> Tenant:
             secrets = api.app_secrets(env.app_id)
         except LogtoApiError:
             secrets = None  # older Logto: no secrets endpoint; the check is skipped
-    return Tenant(app, app_error, secrets, api.connectors(), api.sign_in_experience())
+    connectors = api.connectors()
+    connector = find_hf_connector(connectors)
+    center = None
+    if connector is not None and connector.get("connectorId") != HF_CONNECTOR_ID:
+        try:
+            center = api.account_center()
+        except LogtoApiError:
+            center = None  # reported as skipped
+    return Tenant(app, app_error, secrets, connectors, api.sign_in_experience(), center)
 
 
 def tenant_checks(env: AdminEnv) -> Iterator[Check]:
@@ -296,6 +307,7 @@ def tenant_checks(env: AdminEnv) -> Iterator[Check]:
         return
     yield from app_checks(env, tenant)
     yield from connector_checks(env, tenant)
+    yield from token_storage_checks(env, tenant)
     yield check_direct_sign_in(env.direct_sign_in, tenant.connectors)
     yield check_sign_up(tenant.experience)
 
@@ -321,7 +333,34 @@ def app_checks(env: AdminEnv, tenant: Tenant) -> Iterator[Check]:
         ("post sign-out URI", "postLogoutRedirectUris", env.post_sign_out_uri),
     ):
         yield _uri_check(label, uri, metadata.get(key) or [], app)
+    yield check_backchannel_logout(env, metadata)
     yield _secret_check(env, tenant.secrets)
+
+
+def check_backchannel_logout(env: AdminEnv, metadata: dict) -> Check:
+    """The app's back-channel logout URI: this site's, session required, and somewhere Logto can deliver to.
+
+    Without it a sign-out at Logto (or in another app) leaves this site's sessions alive. Each finding is a warning:
+    sign-in works either way.
+    """
+    uri, wanted = metadata.get("backchannelLogoutUri") or "", env.backchannel_logout_uri
+    fix = f"run: {SETUP_COMMAND} (registers {wanted}), or in the Logto console: Applications → your app → Back-channel logout"
+    if not uri:
+        return Check("warn", "no back-channel logout URI: signing out at Logto does not end this site's sessions", fix)
+    if uri != wanted:
+        return Check("warn", f"back-channel logout URI is {uri}, not this site's {wanted}", fix)
+    if metadata.get("backchannelLogoutSessionRequired") is not True:
+        problem = "backchannelLogoutSessionRequired is off: ID tokens carry no sid, so a sign-out ends all the user's sessions"
+        return Check("warn", problem, fix)
+    if is_private_url(uri):
+        return Check(
+            "warn",
+            f"back-channel logout URI {uri} is not publicly reachable (loopback or private address): Logto refuses to "
+            "send logouts there",
+            "deploy the site at a public https address; a self-hosted Logto can allow it with "
+            "OIDC_PROVIDER_SSRF_PROTECTION_DISABLED=true (Logto Cloud cannot)",
+        )
+    return Check("ok", f"back-channel logout URI {uri} is registered (session required)")
 
 
 def _uri_check(label: str, uri: str, registered: list[str], app: dict) -> Check:
@@ -381,6 +420,43 @@ def connector_checks(env: AdminEnv, tenant: Tenant) -> Iterator[Check]:
             f"run: {SETUP_COMMAND} (adds it, keeping the others), or in the Logto console: "
             "Sign-in experience → Sign-up and sign-in → Social sign-in",
         )
+
+
+def token_storage_checks(env: AdminEnv, tenant: Tenant) -> Iterator[Check]:
+    """Whether Logto keeps users' Hugging Face tokens and hands them to the site (what the /hf page needs)."""
+    connector = find_hf_connector(tenant.connectors)
+    fix = f"run: {SETUP_COMMAND} --hf-token-storage"
+    if connector is None:
+        return  # connector_checks said so
+    if connector.get("connectorId") == HF_CONNECTOR_ID:
+        yield Check(
+            "warn",
+            "Hugging Face token storage is off: the dedicated connector cannot store users' Hugging Face tokens, "
+            "so the /hf page cannot act on the Hub for them",
+            fix,
+        )
+        return
+    scope = str((connector.get("config") or {}).get("scope") or "")
+    if stores_tokens(connector):
+        yield Check("ok", f'Hugging Face token storage is on (connector {connector["id"]}, scope "{scope}")')
+    else:
+        yield Check("fail", f"Hugging Face connector {connector['id']} has token storage off", fix)
+    if "openid" not in scope.split():
+        yield Check("fail", f'the Hugging Face connector\'s scope "{scope}" lacks openid (for the ID token)', fix)
+    center = tenant.account_center
+    if center is None:
+        yield Check("skip", "Account Center (its settings could not be read)")
+    elif center.get("enabled") is True:
+        yield Check("ok", "Account Center is on (its Account API hands signed-in users their Hugging Face token)")
+    else:
+        problem = "Account Center is off: Logto refuses every user's Hugging Face token (account_center.not_enabled)"
+        yield Check("fail", problem, f"{fix}, or in the Logto console: Account center → enable")
+    if "identities" in env.scopes:
+        yield Check("ok", "LOGTO_SCOPES includes identities (without it the Account API refuses the token)")
+    else:
+        problem = f"LOGTO_SCOPES={' '.join(env.scopes)} lacks identities: Logto refuses the token (auth.forbidden)"
+        fix = "add identities to LOGTO_SCOPES (the default is `email identities`); users then sign in again"
+        yield Check("fail", problem, fix)
 
 
 def check_direct_sign_in(value: str, connectors: list[dict] | None) -> Check:

@@ -58,14 +58,14 @@ def test_a_deployed_site_answers_whatever_host_it_is_reached_by(tmp_path):
 def test_the_header_shows_the_sites_name_not_a_sign_in_control(tmp_path):
     app = create_app({"APP_DATA_DIR": str(tmp_path), "APP_NAME": "Notes <& Co>"})
     html = app.test_client().get("/").get_data(as_text=True)
-    brand = re.search(r'<a class="brand" href="/">([^<]*)</a>', html)
+    brand = re.search(r'<a class="brand" href="/"><img [^>]*alt=""[^>]*><span class="brand-name">([^<]*)</span></a>', html)
     assert brand and brand.group(1) == "Notes &lt;&amp; Co&gt;"
     assert "<title>Notes &lt;&amp; Co&gt;</title>" in html
 
 
 def test_the_default_name_reads_as_a_name(local_app):
     html = local_app.test_client().get("/").get_data(as_text=True)
-    assert re.search(r'<a class="brand" href="/">Flask × Hugging Face</a>', html)
+    assert re.search(r'<a class="brand" href="/"><img [^>]*><span class="brand-name">Flask × Hugging Face</span></a>', html)
 
 
 def test_only_sign_in_controls_say_sign_in_or_continue(local_app):
@@ -100,3 +100,11 @@ def test_a_real_bug_is_a_500_page_and_its_traceback_is_logged(local_app, caplog)
     assert answer.status_code == 500 and "Something went wrong" in answer.text and "KeyError" not in answer.text
     logged = [record for record in caplog.records if "event=error" in record.getMessage()]
     assert logged and logged[0].exc_info and logged[0].exc_info[0] is KeyError
+
+
+def test_a_page_rendered_before_any_view_still_gets_its_styles(local_app):
+    """The CSRF check runs before the site's own hooks: its error page links the stylesheet the CSP allows too."""
+    answer = local_app.test_client().post("/sign-out")
+    assert answer.status_code == 400
+    assert re.search(r"style-src [^;]*'self'", answer.headers["Content-Security-Policy"])
+    assert '<link rel="stylesheet" href="/static/site.css">' in answer.text

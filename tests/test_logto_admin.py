@@ -26,8 +26,8 @@ from werkzeug import Request, Response
 
 from logto_auth.config import ConfigError
 from logto_cli import logto_cli
-from logto_cli.api import management_resource
-from logto_cli.doctor import check_direct_sign_in
+from logto_cli.api import management_resource, read_admin_env
+from logto_cli.doctor import check_backchannel_logout, check_direct_sign_in
 from logto_cli.setup import env_file_changes, wanted_scope, write_env_file
 from settings import site_config
 
@@ -67,6 +67,8 @@ class FakeLogto:
         self.secrets: dict[str, list[dict]] = {}
         self.connectors: list[dict] = []
         self.experience: dict = body("sign-in-exp")
+        self.account_center: dict = body("account-center")
+        self.secret_vault = True  # False: Logto runs without SECRET_VAULT_KEK
         self.fail_next: dict[tuple[str, str], tuple[int, Any]] = {}  # (method, path) → (status, body)
         self.discovery_changes: dict[str, Any] = {}  # fields that replace the recorded discovery document's
         server.expect_request(re.compile(".*")).respond_with_handler(self.handle)
@@ -154,27 +156,52 @@ class FakeLogto:
             return json_response(200, self.secrets[parts[1]])
         if parts[:1] == ["applications"] and method == "PATCH":
             app = self.apps[parts[1]]
-            app["oidcClientMetadata"] = {**app["oidcClientMetadata"], **data["oidcClientMetadata"]}
+            app["oidcClientMetadata"] = data["oidcClientMetadata"]  # Logto replaces it as a whole
             return json_response(200, app)
         if parts[:1] == ["applications"]:
             return json_response(200, self.apps[parts[1]])
         if parts == ["connectors"] and method == "GET":
             return json_response(200, self.connectors)
         if parts == ["connectors"] and method == "POST":
-            if any(c["connectorId"] == data["connectorId"] for c in self.connectors):
-                return json_response(422, body("error-422-duplicate-connector"))
-            connector = {**body("connectors")[0], "config": data["config"]}
-            self.connectors.append(connector)
-            return json_response(200, connector)
+            return self.create_connector(data)
+        if parts[:1] == ["connectors"] and method == "DELETE":
+            self.connectors = [c for c in self.connectors if c["id"] != parts[1]]
+            kept = {c["target"] for c in self.connectors}  # as Logto: the deleted connector's target leaves sign-in
+            targets = self.experience["socialSignInConnectorTargets"]
+            self.experience["socialSignInConnectorTargets"] = [target for target in targets if target in kept]
+            return Response("", status=204)
         if parts[:1] == ["connectors"] and method == "PATCH":
             connector = next(c for c in self.connectors if c["id"] == parts[1])
-            connector["config"] = data["config"]
+            if data.get("enableTokenStorage") and not self.secret_vault:
+                return json_response(422, body("error-422-feature-not-supported"))
+            if data.get("enableTokenStorage") and connector["connectorId"] == "huggingface-universal":
+                return json_response(422, body("error-422-token-storage-not-supported"))
+            connector.update({key: data[key] for key in ("config", "enableTokenStorage") if key in data})
             return json_response(200, connector)
+        if parts == ["account-center"]:
+            self.account_center.update(data if method == "PATCH" else {})
+            return json_response(200, self.account_center)
         if parts == ["sign-in-exp"] and method == "PATCH":
             self.experience.update(data)
         if parts == ["sign-in-exp"]:
             return json_response(200, self.experience)
         return json_response(404, {"code": "test.not_faked", "message": f"{method} {path} is not faked"})
+
+    def create_connector(self, data: dict) -> Response:
+        """`POST /api/connectors`, with Logto's checks in Logto's order (recorded replies)."""
+        standard = data["connectorId"] == "oidc"
+        if not standard and any(c["connectorId"] == data["connectorId"] for c in self.connectors):
+            return json_response(422, body("error-422-duplicate-connector"))
+        target = data["metadata"]["target"] if standard else "huggingface"
+        if any(c["target"] == target for c in self.connectors):
+            return json_response(422, body("error-422-multiple-target"))
+        if data.get("enableTokenStorage") and not self.secret_vault:
+            return json_response(422, body("error-422-feature-not-supported"))
+        connector = body("connector-oidc-created") if standard else body("connectors")[0]
+        connector.update(config=data["config"], enableTokenStorage=bool(data.get("enableTokenStorage")))
+        connector.update({key: data[key] for key in ("id", "metadata", "syncProfile") if key in data})
+        self.connectors.append(connector)
+        return json_response(200, connector)
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +247,14 @@ CONNECTOR_ID = recorded("connectors")["body"][0]["id"]
 SOCIAL_ONLY = {"identifiers": [], "password": False, "verify": False}
 
 
+def set_up_metadata(base_url: str = "http://localhost:3000") -> dict[str, Any]:
+    """An app's oidcClientMetadata as `setup` leaves it for a site at `base_url`."""
+    return {
+        "redirectUris": [f"{base_url}/callback"], "postLogoutRedirectUris": [f"{base_url}/"],
+        "backchannelLogoutUri": f"{base_url}/backchannel-logout", "backchannelLogoutSessionRequired": True,
+    }
+
+
 # setup
 
 
@@ -231,9 +266,7 @@ def test_first_run_creates_everything_and_second_run_changes_nothing(fake: FakeL
     first = run([*SETUP_ARGS, "--social-only-sign-up", "--write-env"], env)
 
     assert first.exit_code == 0, first.output
-    metadata = {
-        "redirectUris": ["http://localhost:3000/callback"], "postLogoutRedirectUris": ["http://localhost:3000/"]
-    }
+    metadata = set_up_metadata()
     hf_config = {"clientId": HF_ID, "clientSecret": HF_SECRET, "scope": "profile email"}
     assert fake.calls == [
         token_call(),
@@ -306,6 +339,8 @@ def test_existing_uris_targets_and_scopes_survive(fake: FakeLogto, tmp_path: Pat
         ("PATCH", f"/api/applications/{app['id']}", {"oidcClientMetadata": {
             "redirectUris": ["http://localhost:3000/callback", "https://me-site.hf.space/callback"],
             "postLogoutRedirectUris": ["http://localhost:3000/", "https://me-site.hf.space/"],
+            "backchannelLogoutUri": "https://me-site.hf.space/backchannel-logout",
+            "backchannelLogoutSessionRequired": True,
         }}),
         ("PATCH", f"/api/connectors/{CONNECTOR_ID}", {"config": {
             "scope": "openid profile email", "clientId": HF_ID, "clientSecret": HF_SECRET,
@@ -459,7 +494,7 @@ def test_write_env_file_updates_in_place(tmp_path: Path) -> None:
 
 
 def healthy_tenant(fake: FakeLogto, tmp_path: Path, **settings: str | None) -> dict[str, str | None]:
-    app = fake.add_recorded_app()
+    app = fake.add_recorded_app(oidcClientMetadata=set_up_metadata())
     fake.add_recorded_connector()
     fake.experience["signUp"] = dict(SOCIAL_ONLY)
     return make_env(fake, tmp_path, **{"LOGTO_APP_ID": app["id"], "LOGTO_APP_SECRET": APP_SECRET, **settings})
@@ -650,9 +685,7 @@ def test_on_a_space_setup_registers_and_doctor_checks_the_space_callback(fake: F
     assert result.exit_code == 0, result.output
     assert "Site:  https://me-site.hf.space (redirect URI https://me-site.hf.space/callback)" in result.output
     (app,) = fake.apps.values()
-    assert app["oidcClientMetadata"] == {
-        "redirectUris": ["https://me-site.hf.space/callback"], "postLogoutRedirectUris": ["https://me-site.hf.space/"]
-    }
+    assert app["oidcClientMetadata"] == set_up_metadata("https://me-site.hf.space")
     doctor = run(["doctor"], {**env, "LOGTO_APP_ID": app["id"], "LOGTO_APP_SECRET": APP_SECRET})
     assert "✓ redirect URI https://me-site.hf.space/callback is registered" in doctor.output
     assert failures(doctor.output) == [], doctor.output
@@ -710,3 +743,298 @@ def test_doctor_without_endpoint_is_a_one_line_error(fake: FakeLogto, tmp_path: 
 
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: LOGTO_ENDPOINT is missing") and result.stderr.count("\n") == 1
+
+
+# setup --hf-token-storage: Logto keeps each user's Hugging Face token (the replies recorded for the switch)
+
+DEDICATED_ID = "keh0t4xwj51b"  # the recorded dedicated connector (beside a GitHub one)
+OIDC_REQUEST = recorded("connector-oidc-created")["request_body"]  # what the recorded switch sent
+STORAGE_ARGS = ["setup", "--hf-token-storage"]
+
+
+def dedicated_tenant(fake: FakeLogto, tmp_path: Path, **settings: str | None) -> dict[str, str | None]:
+    """The recorded tenant before the switch: GitHub + the dedicated connector, Hugging Face first in sign-in."""
+    app = fake.add_recorded_app(oidcClientMetadata=set_up_metadata())
+    fake.connectors = body("connectors-before-switch")
+    fake.experience["socialSignInConnectorTargets"] = ["huggingface", "github"]
+    fake.account_center["enabled"] = False
+    return make_env(fake, tmp_path, **{"LOGTO_APP_ID": app["id"], "LOGTO_APP_SECRET": APP_SECRET, **settings})
+
+
+def writes(fake: FakeLogto) -> list[tuple[str, str, Any]]:
+    return [call for call in fake.api_calls() if call[0] != "GET"]
+
+
+def test_token_storage_switch_keeps_the_connector_id_and_second_run_changes_nothing(
+    fake: FakeLogto, tmp_path: Path
+) -> None:
+    env = dedicated_tenant(fake, tmp_path)
+
+    first = run([*STORAGE_ARGS, "--yes"], env)
+
+    assert first.exit_code == 0, first.output
+    probe = ("PATCH", f"/api/connectors/{DEDICATED_ID}", {"enableTokenStorage": True})  # refused: changes nothing
+    assert writes(fake) == [
+        probe,
+        ("PATCH", "/api/account-center", {"enabled": True}),
+        ("DELETE", f"/api/connectors/{DEDICATED_ID}", None),
+        ("POST", "/api/connectors", {"id": DEDICATED_ID, **OIDC_REQUEST}),  # the client id/secret it had
+        ("PATCH", "/api/sign-in-exp", {"socialSignInConnectorTargets": ["huggingface", "github"]}),
+    ]
+    assert [(c["id"], c["connectorId"], c["enableTokenStorage"]) for c in fake.connectors] == [
+        ("02umumoifuoa", "github-universal", False), (DEDICATED_ID, "oidc", True),
+    ]
+    assert fake.experience["socialSignInConnectorTargets"] == ["huggingface", "github"]  # back in first place
+    assert fake.account_center["enabled"] is True
+    assert f"- delete the dedicated Hugging Face connector {DEDICATED_ID}" in first.output
+    assert "Logto's Secret Vault is available" in first.output
+    assert f"Hugging Face OAuth app redirect URI: {fake.endpoint}/callback/{DEDICATED_ID}\n" in first.output
+    assert "that redirect URI does not change" in first.output
+    assert "Hugging Face OAuth app scopes: openid profile email read-repos" in first.output
+    assert "<hf-client-secret>" not in first.output
+
+    for args in (STORAGE_ARGS, ["setup"]):  # the plain setup leaves the new connector alone too
+        fake.server.clear_log()
+        again = run(args, env)
+        assert again.exit_code == 0, again.output
+        assert writes(fake) == [] and "Nothing to change" in again.output
+    assert "(token storage on), Account Center and the sign-in experience are set up" in run(STORAGE_ARGS, env).output
+
+
+@pytest.mark.parametrize(("answer", "deleted"), [("n\n", False), ("", False), ("y\n", True)])
+def test_token_storage_asks_before_deleting_the_dedicated_connector(
+    fake: FakeLogto, tmp_path: Path, answer: str, deleted: bool
+) -> None:
+    env = dedicated_tenant(fake, tmp_path)
+
+    result = CliRunner().invoke(logto_cli, STORAGE_ARGS, env=env, input=answer)
+
+    assert f"Delete the dedicated Hugging Face connector {DEDICATED_ID}" in result.output
+    assert any(method == "DELETE" for method, _, _ in fake.api_calls()) is deleted
+    if not deleted:
+        assert result.exit_code == 1 and "Nothing was changed." in result.output
+        assert [c["id"] for c in fake.connectors] == ["02umumoifuoa", DEDICATED_ID]
+        assert fake.account_center["enabled"] is False
+
+
+def test_token_storage_without_secret_vault_stops_before_deleting(fake: FakeLogto, tmp_path: Path) -> None:
+    fake.secret_vault = False  # Logto started without SECRET_VAULT_KEK
+    env = dedicated_tenant(fake, tmp_path)
+
+    result = run([*STORAGE_ARGS, "--yes"], env)
+
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: Secret Vault check failed: 422 request.feature_not_supported: Logto reports its "
+                           "Secret Vault unavailable, so it cannot store tokens; nothing was changed (fix: ")
+    assert "SECRET_VAULT_KEK" in line
+    assert writes(fake) == [("PATCH", f"/api/connectors/{DEDICATED_ID}", {"enableTokenStorage": True})]
+    assert [c["id"] for c in fake.connectors] == ["02umumoifuoa", DEDICATED_ID]
+
+
+def test_token_storage_dry_run_sends_no_writes(fake: FakeLogto, tmp_path: Path) -> None:
+    result = run([*STORAGE_ARGS, "--dry-run"], dedicated_tenant(fake, tmp_path))
+
+    assert result.exit_code == 0, result.output
+    assert writes(fake) == []
+    plan = [line.strip() for line in result.output.splitlines() if line.startswith("  ")]
+    assert [line[:2] for line in plan] == ["~ ", "- ", "+ ", "~ "]
+    assert plan[0].startswith("~ turn on Account Center")
+    assert plan[2].startswith(f"+ create Hugging Face connector {DEDICATED_ID} again as the standard OIDC connector")
+    assert plan[3] == ('~ sign-in experience: put "huggingface" back in social sign-in after the switch '
+                       "(position 1 of 2, as before)")
+    assert "Dry run: nothing was changed" in result.output
+
+
+def test_token_storage_puts_the_dedicated_connector_back_when_its_replacement_fails(
+    fake: FakeLogto, tmp_path: Path
+) -> None:
+    env = dedicated_tenant(fake, tmp_path)
+    before = copy.deepcopy(fake.connectors)
+    fake.fail_next[("POST", "/api/connectors")] = (422, body("error-422-multiple-target"))
+
+    result = run([*STORAGE_ARGS, "--yes"], env)
+
+    assert result.exit_code == 1
+    assert "422 connector.multiple_target_with_same_platform" in result.stderr
+    restored_line = f"↩ put the dedicated Hugging Face connector {DEDICATED_ID} and the sign-in experience back"
+    assert restored_line in result.output
+    assert writes(fake)[-2:] == [
+        ("POST", "/api/connectors", {"id": DEDICATED_ID, "connectorId": "huggingface-universal",
+                                     "config": before[1]["config"], "syncProfile": False}),
+        ("PATCH", "/api/sign-in-exp", {"socialSignInConnectorTargets": ["huggingface", "github"]}),
+    ]
+    restored = fake.connectors[-1]
+    assert (restored["id"], restored["connectorId"], restored["config"]) == (DEDICATED_ID, "huggingface-universal",
+                                                                             before[1]["config"])
+    assert fake.experience["socialSignInConnectorTargets"] == ["huggingface", "github"]
+
+
+def test_token_storage_on_a_fresh_tenant_creates_the_oidc_connector(fake: FakeLogto, tmp_path: Path) -> None:
+    fake.experience["socialSignInConnectorTargets"] = []
+    args = [*STORAGE_ARGS, "--hf-client-id", HF_ID, "--hf-client-secret", HF_SECRET,
+            "--hf-scopes", "read-repos inference-api"]
+
+    result = run(args, make_env(fake, tmp_path))
+
+    assert result.exit_code == 0, result.output
+    (created,) = [call for call in writes(fake) if call[1] == "/api/connectors"]
+    expected = copy.deepcopy(OIDC_REQUEST)
+    scope = "openid profile email read-repos inference-api"
+    expected["config"].update(clientId=HF_ID, clientSecret=HF_SECRET, scope=scope)
+    assert created == ("POST", "/api/connectors", expected)  # no id: Logto picks one
+    new_id = recorded("connector-oidc-created")["body"]["id"]
+    assert f"Hugging Face OAuth app redirect URI: {fake.endpoint}/callback/{new_id}\n" in result.output
+    assert "Delete the dedicated" not in result.output and HF_SECRET not in result.output
+
+
+def test_token_storage_turns_storage_on_for_an_existing_oidc_connector(fake: FakeLogto, tmp_path: Path) -> None:
+    connector = body("connector-oidc-created")
+    connector.update(enableTokenStorage=False, config={**connector["config"], "scope": "openid profile email"})
+    fake.connectors = [connector]
+    env = make_env(fake, tmp_path)
+
+    fake.secret_vault = False
+    refused = run(STORAGE_ARGS, env)
+    assert refused.exit_code == 1 and "422 request.feature_not_supported" in refused.stderr
+    assert "SECRET_VAULT_KEK" in refused.stderr and connector["enableTokenStorage"] is False
+
+    fake.secret_vault = True
+    fake.server.clear_log()
+    result = run(STORAGE_ARGS, env)
+    assert result.exit_code == 0, result.output
+    config = {**connector["config"], "scope": "openid profile email read-repos"}
+    assert writes(fake) == [
+        ("PATCH", f"/api/connectors/{connector['id']}", {"config": config, "enableTokenStorage": True}),
+    ]
+    scopes = '"openid profile email" → "openid profile email read-repos"'
+    change = f"Hugging Face connector {connector['id']}: scope {scopes}"
+    assert f"~ {change}, token storage on" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["setup", "--hf-scopes", "read-repos"], "--hf-scopes goes with --hf-token-storage"),
+     ([*STORAGE_ARGS, "--hf-scopes", "read repos!"], "'repos!' is not a Hugging Face scope")],
+)
+def test_hf_scopes_mistakes_exit_2(fake: FakeLogto, tmp_path: Path, args: list[str], message: str) -> None:
+    result = run(args, dedicated_tenant(fake, tmp_path))
+
+    assert result.exit_code == 2 and message in result.stderr
+    assert writes(fake) == []
+
+
+def token_storage_tenant(fake: FakeLogto, tmp_path: Path, **settings: str | None) -> dict[str, str | None]:
+    env = healthy_tenant(fake, tmp_path, **settings)
+    fake.connectors = [body("connector-oidc-created")]
+    return env
+
+
+def test_doctor_reports_token_storage_on(fake: FakeLogto, tmp_path: Path) -> None:
+    result = run(["doctor"], token_storage_tenant(fake, tmp_path))
+
+    assert result.exit_code == 0, result.output
+    assert failures(result.output) == []
+    assert ('✓ Hugging Face token storage is on (connector o2k8cub4cs3b, scope "openid profile email read-repos")'
+            in result.output)
+    assert "✓ Account Center is on" in result.output and "✓ LOGTO_SCOPES includes identities" in result.output
+    assert {method for method, _, _ in fake.api_calls()} == {"GET"}
+
+
+def test_doctor_reports_what_stops_token_storage_with_fixes(fake: FakeLogto, tmp_path: Path) -> None:
+    env = token_storage_tenant(fake, tmp_path, LOGTO_SCOPES="email")
+    fake.connectors[0]["enableTokenStorage"] = False
+    fake.account_center["enabled"] = False
+
+    result = run(["doctor"], env)
+
+    assert result.exit_code == 1
+    found = failures(result.output)
+    assert [line for line, _ in found] == [
+        "✗ Hugging Face connector o2k8cub4cs3b has token storage off",
+        "✗ Account Center is off: Logto refuses every user's Hugging Face token (account_center.not_enabled)",
+        "✗ LOGTO_SCOPES=email lacks identities: Logto refuses the token (auth.forbidden)",
+    ]
+    assert all("--hf-token-storage" in fix for _, fix in found[:2]) and "LOGTO_SCOPES" in found[2][1]
+
+
+def test_doctor_warns_that_the_dedicated_connector_stores_no_tokens(fake: FakeLogto, tmp_path: Path) -> None:
+    result = run(["doctor"], healthy_tenant(fake, tmp_path))
+
+    assert result.exit_code == 0, result.output
+    assert "! Hugging Face token storage is off: the dedicated connector cannot store" in result.output
+    assert "fix: run: flask --app flask_app logto setup --hf-token-storage" in result.output
+
+
+# Back-channel logout registration (one URI per app; the PATCH replaces oidcClientMetadata as a whole)
+
+
+@pytest.mark.parametrize(
+    ("registered", "base_url", "sent", "note"),
+    [
+        ({}, "https://me-site.hf.space", "https://me-site.hf.space/backchannel-logout",
+         "back-channel logout URI https://me-site.hf.space/backchannel-logout"),
+        ({"backchannelLogoutUri": "https://me-site.hf.space/backchannel-logout", "backchannelLogoutSessionRequired": False},
+         "https://me-site.hf.space", "https://me-site.hf.space/backchannel-logout",
+         "back-channel logout: session required (sid in tokens)"),
+        ({"backchannelLogoutUri": "https://old.example/backchannel-logout", "backchannelLogoutSessionRequired": True},
+         "https://me-site.hf.space", "https://me-site.hf.space/backchannel-logout",
+         "(replacing https://old.example/backchannel-logout: Logto keeps one per app)"),
+        ({"backchannelLogoutUri": "https://me-site.hf.space/backchannel-logout", "backchannelLogoutSessionRequired": True},
+         "http://localhost:3000", "https://me-site.hf.space/backchannel-logout", ""),  # a public URI stays
+    ],
+)
+def test_setup_registers_the_backchannel_logout_uri_with_the_other_uris(
+    fake: FakeLogto, tmp_path: Path, registered: dict, base_url: str, sent: str, note: str
+) -> None:
+    uris = {"redirectUris": [f"{base_url}/callback"], "postLogoutRedirectUris": [f"{base_url}/"]}
+    app = fake.add_recorded_app(oidcClientMetadata={**uris, "extraKey": "kept", **registered})
+    fake.add_recorded_connector()
+    env = make_env(fake, tmp_path, LOGTO_APP_ID=app["id"], APP_BASE_URL=base_url, FLASK_SECRET_KEY=STRONG_KEY)
+
+    result = run(SETUP_ARGS, env)
+
+    assert result.exit_code == 0, result.output
+    patches = [call for call in fake.api_calls() if call[0] == "PATCH" and call[1].startswith("/api/applications/")]
+    if not note:
+        assert patches == [] and fake.apps[app["id"]]["oidcClientMetadata"]["backchannelLogoutUri"] == sent
+        return
+    (_, _, patch_body), = patches
+    assert patch_body["oidcClientMetadata"] == {
+        **uris, "extraKey": "kept", "backchannelLogoutUri": sent, "backchannelLogoutSessionRequired": True,
+    }
+    assert note in result.output
+    fake.server.clear_log()
+    assert "Nothing to change" in run(SETUP_ARGS, env).output
+
+
+@pytest.mark.parametrize(
+    ("metadata", "base_url", "status", "words"),
+    [
+        ({}, "https://me-site.hf.space", "warn", "no back-channel logout URI"),
+        ({"backchannelLogoutUri": "https://other.example/backchannel-logout"}, "https://me-site.hf.space", "warn",
+         "not this site's https://me-site.hf.space/backchannel-logout"),
+        ({"backchannelLogoutUri": "https://me-site.hf.space/backchannel-logout", "backchannelLogoutSessionRequired": False},
+         "https://me-site.hf.space", "warn", "backchannelLogoutSessionRequired is off"),
+        (set_up_metadata(), "http://localhost:3000", "warn", "is not publicly reachable"),
+        (set_up_metadata("http://127.0.0.1:3000"), "http://127.0.0.1:3000", "warn", "is not publicly reachable"),
+        (set_up_metadata("https://10.1.2.3"), "https://10.1.2.3", "warn", "OIDC_PROVIDER_SSRF_PROTECTION_DISABLED"),
+        (set_up_metadata("https://me-site.hf.space"), "https://me-site.hf.space", "ok", "is registered (session required)"),
+    ],
+)
+def test_doctor_checks_the_backchannel_logout_uri(
+    fake: FakeLogto, tmp_path: Path, metadata: dict, base_url: str, status: str, words: str
+) -> None:
+    env = read_admin_env({"LOGTO_ENDPOINT": fake.endpoint, "APP_BASE_URL": base_url, "APP_DATA_DIR": str(tmp_path)})
+    check = check_backchannel_logout(env, metadata)
+
+    assert check.status == status and words in "\n".join(check.lines())
+    if status == "warn":
+        assert check.fix
+
+
+def test_doctor_shows_the_backchannel_logout_check(fake: FakeLogto, tmp_path: Path) -> None:
+    result = run(["doctor"], healthy_tenant(fake, tmp_path))
+
+    assert result.exit_code == 0, result.output  # a warning, not a failure
+    assert "! back-channel logout URI http://localhost:3000/backchannel-logout is not publicly reachable" in result.output

@@ -56,7 +56,7 @@ def test_revoked_sign_in_ends_the_session_cleanly(short_tokens: Stack):
     response = http.get(short_tokens.base_url + "/profile", allow_redirects=False, timeout=10)
     assert response.status_code == 401 and "Your session ended" in response.text and "sign in again" in response.text
     assert http.get(short_tokens.base_url + "/profile", allow_redirects=False, timeout=10).status_code == 302
-    assert stored_session(short_tokens, http) == {}
+    assert set(stored_session(short_tokens, http)) <= {"_permanent", "csrf_token"}  # only the pages' form token left
 
 
 def test_two_tabs_refreshing_at_once_keep_the_session(short_tokens: Stack):
@@ -98,21 +98,9 @@ def test_security_headers_on_every_page(stack: Stack):
         assert re.search(r"style-src 'nonce-[\w-]{16,}'", csp)
         assert response.headers["X-Frame-Options"] == "DENY"
         assert response.headers["X-Content-Type-Options"] == "nosniff"
-        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Referrer-Policy"] == "same-origin"
         assert response.headers["Cache-Control"] == "no-store"
         assert "<script" not in response.text
-
-
-def test_a_space_may_frame_the_site(tmp_path):
-    from flask_app import create_app
-
-    app = create_app({"APP_DATA_DIR": str(tmp_path), "SPACE_ID": "me/site", "SPACE_HOST": "me-site.hf.space",
-                      "LOGTO_ENDPOINT": "https://t.logto.app", "LOGTO_APP_ID": "a", "LOGTO_APP_SECRET": "s",
-                      "FLASK_SECRET_KEY": "0123456789abcdef" * 4})
-    response = app.test_client().get("/")
-    assert "frame-ancestors https://huggingface.co" in response.headers["Content-Security-Policy"]
-    assert "X-Frame-Options" not in response.headers
-    assert 'target="_blank"' in response.text  # sign-in leaves the iframe
 
 
 def test_no_token_code_or_cookie_reaches_logs_or_pages(stack: Stack, caplog: pytest.LogCaptureFixture):

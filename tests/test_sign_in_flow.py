@@ -81,7 +81,7 @@ def test_sign_out_ends_both_sessions(stack: Stack):
     page = http.get(response.headers["Location"], timeout=10)
     form = forms_in(page.text)[0]
     back = http.post(requests.compat.urljoin(page.url, form["action"]), data=form["fields"], timeout=10)
-    assert back.url == f"{stack.base_url}/" and "Continue with Hugging Face" in back.text
+    assert back.url == f"{stack.base_url}/" and "Sign in with Hugging Face" in back.text
     assert http.get(stack.base_url + "/profile", allow_redirects=False, timeout=10).status_code == 302
     # The provider session is gone too: a new sign-in asks for the Hugging Face account again.
     authorize_url = start_sign_in(stack, http)

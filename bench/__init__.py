@@ -1,0 +1,1 @@
+"""The site's load benchmark (`python bench/bench.py`); not a test."""

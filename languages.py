@@ -1,0 +1,99 @@
+"""The site's languages: English, Japanese and Simplified Chinese (Flask-Babel; catalogs in translations/).
+
+- The visitor's language is their choice, else their browser's (Accept-Language), else English. The choice is
+  made with the header's switcher (a form posting `lang` and the CSRF token to `POST /language`, which goes
+  back to the page it came from) and kept in a cookie of its own, `lang`, for a year: apart from the session,
+  so it survives signing in and out.
+- Pages get its BCP 47 tag (`en`, `ja`, `zh-CN`) for `<html lang>`, and Logto gets the same as `ui_locales`
+  (LogtoAuth's `ui_locales` hook), so its sign-in pages speak the site's language.
+- Catalogs: `translations/<locale>/LC_MESSAGES/messages.po`, compiled when the app starts into
+  `APP_DATA_DIR/translations` (no compiled file is kept beside the sources, so none can be older than its
+  .po). `make messages` extracts the messages again (babel.cfg) and updates the catalogs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from babel import Locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import Blueprint, Flask, abort, current_app, redirect, request
+from flask_babel import Babel
+
+from client import safe_next
+
+LANGUAGES = {"en": "English", "ja": "日本語", "zh-CN": "简体中文"}  # BCP 47 tag: the language's own name
+SHORT_NAMES = {"en": "EN", "ja": "日本語", "zh-CN": "中文"}  # in the switcher's button
+BABEL_LOCALES = {"en": "en", "ja": "ja", "zh-CN": "zh_CN"}  # BCP 47 tag: Babel's locale (translations/ folder)
+DEFAULT = "en"
+COOKIE = "lang"
+COOKIE_MAX_AGE = 365 * 24 * 3600
+CATALOGS = Path(__file__).resolve().parent / "translations"
+
+blueprint = Blueprint("language", __name__)
+
+
+def init_app(app: Flask, compiled: Path | None = None, *, switcher: bool = True) -> None:
+    """Compile the catalogs (into `compiled`, default APP_DATA_DIR/translations) and set up Flask-Babel;
+    with `switcher`, add `POST /language` (the site; not the Space's setup page, which has no forms)."""
+    target = compiled or Path(app.config["APP_DATA_DIR"]) / "translations"
+    target.mkdir(parents=True, exist_ok=True)
+    compile_catalogs(CATALOGS, target)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(target)
+    Babel(app, locale_selector=lambda: BABEL_LOCALES[current_tag()])
+    if switcher:
+        app.register_blueprint(blueprint)
+    else:
+        app.context_processor(template_values)
+
+
+def compile_catalogs(source: Path, target: Path) -> None:
+    """Each `<locale>/LC_MESSAGES/*.po` under `source` as a .mo under `target` (written whole: temp file, rename).
+
+    The .mo goes under the name Flask-Babel looks for, Babel's full locale id (`zh_CN` is `zh_Hans_CN`).
+    """
+    for po_path in sorted(source.glob("*/LC_MESSAGES/*.po")):
+        locale = Locale.parse(po_path.parent.parent.name)
+        with po_path.open("rb") as po_file:
+            catalog = read_po(po_file, locale=locale)
+        mo_path = target / str(locale) / "LC_MESSAGES" / po_path.with_suffix(".mo").name
+        mo_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = mo_path.with_name(f".{mo_path.name}.{os.getpid()}.{threading.get_ident()}")
+        with temporary.open("wb") as mo_file:
+            write_mo(mo_file, catalog, use_fuzzy=False)
+        os.replace(temporary, mo_path)
+
+
+def current_tag() -> str:
+    """This request's language: the `lang` cookie, else the best of Accept-Language, else English."""
+    chosen = request.cookies.get(COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(LANGUAGES, default=DEFAULT)
+
+
+@blueprint.post("/language")
+def choose() -> Any:
+    """Remember the visitor's language (`lang`: en, ja or zh-CN) and go back to `next` (a path on this site)."""
+    tag = request.form.get("lang", "")
+    if tag not in LANGUAGES:
+        abort(400)
+    back = redirect(safe_next(request.form.get("next")), 303)
+    config = current_app.config
+    back.set_cookie(
+        COOKIE, tag, max_age=COOKIE_MAX_AGE, httponly=True,
+        secure=bool(config.get("SESSION_COOKIE_SECURE")), samesite=config.get("SESSION_COOKIE_SAMESITE") or "Lax",
+    )
+    return back
+
+
+@blueprint.app_context_processor
+def template_values() -> dict[str, Any]:
+    return {
+        "languages": LANGUAGES, "language_short_names": SHORT_NAMES, "current_language": current_tag,
+        "language_next": lambda: request.full_path.rstrip("?") if request.method == "GET" else request.path,
+    }

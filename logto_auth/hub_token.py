@@ -1,0 +1,175 @@
+"""The signed-in user's Hugging Face access token, kept for them server-side by Logto's Secret Vault.
+
+Logto stores the token set Hugging Face issues at a sign-in through a connector with token storage on (the
+standard OIDC connector: the dedicated Hugging Face connector cannot store tokens), and gives the access token
+to the user, never to anyone else, through its Account API:
+
+    GET {LOGTO_ENDPOINT}/api/my-account/identities/huggingface/access-token
+    Authorization: Bearer <the user's opaque Logto access token (no resource), scopes including `identities`>
+    → 200 {"access_token": "hf_oauth_…", "scope": "…", "token_type": "bearer", "expires_in": <seconds left>}
+
+Every way that can fail is an `HfTokenUnavailable` (which says what to do), `SessionEnded` (Logto does not know
+the user's access token any more) or `LogtoUnavailable`. The token is fetched server-side only, with
+`oidc_core.fetch_json` (no redirects, 1 MiB at most) within LOGTO_TIMEOUT, and kept at most in the server-side
+session under `auth.hf_token` ({token, expires_at}) until shortly before it expires. It never reaches a log line,
+an error message or the browser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any, Awaitable, Callable, MutableMapping
+
+from logto import LogtoException
+from logto.LogtoClient import AccessTokenMap
+
+from logto_auth.connection import AuthFailure, Logto, SessionEnded, _safe_code, _unavailable, access_token_due
+from logto_auth.i18n import N_
+from logto_auth.oidc_core import fetch_json
+
+HF_TOKEN_KEY = "auth.hf_token"  # session key (listed in client.py's docstring)
+ACCESS_TOKEN_PATH = "/api/my-account/identities/huggingface/access-token"
+EXPIRY_MARGIN_SECONDS = 60  # a kept token is dropped this long before Hugging Face would refuse it
+UNKNOWN_LIFETIME_SECONDS = 300  # how long to keep a token whose reply gave no `expires_in`
+TOKEN_SHAPE = re.compile(r"[\x21-\x7e]{1,4096}")  # printable, no spaces: fit for an Authorization header
+STEP = "hf-token"
+
+
+class HfTokenUnavailable(AuthFailure):
+    """The signed-in user has no usable Hugging Face token; the message says what to do.
+
+    `code` is Logto's error code; `remedy` says who can fix it: "sign-in-again" (the user) or "admin".
+    """
+
+    status, title, remedy = 403, N_("Hugging Face access unavailable"), "sign-in-again"
+
+    def __init__(self, message: str, cause: str, code: str = "") -> None:
+        super().__init__(message, cause)
+        self.code = code
+
+
+class HfTokenNotStored(HfTokenUnavailable):
+    """Logto holds no token for this user (404 `secrets.third_party_token_set.token_not_found`)."""
+
+    status, title = 401, N_("No Hugging Face token yet")
+
+
+class HfTokenExpired(HfTokenUnavailable):
+    """The stored token expired and Hugging Face gave no refresh token (401 `…access_token_expired`)."""
+
+    status, title = 401, N_("Hugging Face token expired")
+
+
+class HfTokenNotSetUp(HfTokenUnavailable):
+    """The tenant does not hand tokens to this site: Account Center off (400) or no `identities` scope (403)."""
+
+    status, title, remedy = 403, N_("Hugging Face access not set up"), "admin"
+
+
+# Whole sentences, each marked for translation (logto_auth/i18n.py): shown in the visitor's language.
+_REFUSALS: dict[str, tuple[type[HfTokenUnavailable], str]] = {
+    "secrets.third_party_token_set.token_not_found": (
+        HfTokenNotStored, N_("Logto holds no Hugging Face token for you. Sign out, then sign in with Hugging Face again: "
+                             "Logto keeps the token Hugging Face gives at sign-in."),
+    ),
+    "secrets.third_party_token_set.access_token_expired": (
+        HfTokenExpired, N_("The Hugging Face token Logto keeps for you has expired. Sign out, then sign in with Hugging "
+                           "Face again: Logto keeps the token Hugging Face gives at sign-in."),
+    ),
+    "account_center.not_enabled": (
+        HfTokenNotSetUp, N_("This site's Logto tenant does not hand out Hugging Face tokens: its Account Center is off."),
+    ),
+    "auth.forbidden": (
+        HfTokenNotSetUp, N_("This site's sign-in does not ask Logto for the identities scope, which reading the "
+                            "Hugging Face token needs."),
+    ),
+}
+
+
+async def session_hf_token(
+    logto: Logto, session: MutableMapping[str, Any], refresh: Callable[[], Awaitable[Any]]
+) -> str:
+    """The token kept in the session, else Logto's (with the session's access token, refreshed first if due).
+
+    `refresh` refreshes the session's tokens (the unit's own refresh, the one `userinfo` uses).
+    """
+    kept = kept_token(session.get(HF_TOKEN_KEY))
+    if kept is not None:
+        return kept
+    drop_expired(session)
+    due = access_token_due(session.get("logto.accessTokenMap"))
+    if due:
+        await refresh()
+    # Just refreshed, the token is good whatever the SDK's early expiry (60 s before Logto's) says.
+    access_token = current_access_token(session.get("logto.accessTokenMap"), check_expiry=not due)
+    if access_token is None:
+        raise SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), f"{STEP}: no access token")
+    token, expires_at = await fetch_hf_token(logto, access_token)
+    if expires_at - EXPIRY_MARGIN_SECONDS > time.time():
+        session[HF_TOKEN_KEY] = {"token": token, "expires_at": expires_at}
+    return token
+
+
+async def fetch_hf_token(logto: Logto, access_token: str) -> tuple[str, int]:
+    """Ask Logto's Account API for the user's Hugging Face token: (token, expiry as epoch seconds)."""
+    url = f"{logto.settings.logto_endpoint}{ACCESS_TOKEN_PATH}"
+    headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+
+    async def ask() -> Any:
+        try:
+            return await fetch_json("GET", url, headers=headers)
+        except LogtoException as error:  # an error answer: say which
+            raise refusal(str(error)) from None
+
+    reply = await logto.guarded(STEP, ask())  # timeout; unreachable, junk or too large: LogtoUnavailable
+    token = reply.get("access_token") if isinstance(reply, dict) else None
+    if not isinstance(token, str) or not TOKEN_SHAPE.fullmatch(token):
+        raise _unavailable(STEP, "answer without a usable access_token")
+    expires_in = reply.get("expires_in")
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 0:
+        expires_in = UNKNOWN_LIFETIME_SECONDS
+    return token, int(time.time()) + expires_in
+
+
+def refusal(body: str) -> AuthFailure:
+    """The failure for an error answer of the Account API (by Logto's `code`)."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        parsed = None
+    code = parsed.get("code") if isinstance(parsed, dict) else None
+    if code in _REFUSALS:  # known codes only reach the log as they are
+        kind, message = _REFUSALS[code]
+        return kind(message, f"{STEP}: {code}", code)
+    if code == "auth.unauthorized":  # Logto no longer knows the access token: the sign-in was revoked
+        return SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), f"{STEP}: {code}")
+    return _unavailable(STEP, f"error answer ({_safe_code(code) if isinstance(code, str) else 'not Logto JSON'})")
+
+
+def kept_token(stored: Any, now: float | None = None) -> str | None:
+    """The session's kept token while it is good for more than `EXPIRY_MARGIN_SECONDS`, else None."""
+    if not isinstance(stored, dict):
+        return None
+    token, expires_at = stored.get("token"), stored.get("expires_at")
+    if not isinstance(token, str) or not isinstance(expires_at, int):
+        return None
+    return token if expires_at - EXPIRY_MARGIN_SECONDS > (time.time() if now is None else now) else None
+
+
+def drop_expired(session: MutableMapping[str, Any]) -> None:
+    """Remove a kept token that is (nearly) expired; the session is written only when there was one."""
+    if HF_TOKEN_KEY in session and kept_token(session.get(HF_TOKEN_KEY)) is None:
+        session.pop(HF_TOKEN_KEY, None)
+
+
+def current_access_token(stored_map: str | None, *, check_expiry: bool = True) -> str | None:
+    """The session's access token (resource ""), or None when missing (or expired, with `check_expiry`)."""
+    try:
+        entry = AccessTokenMap.model_validate_json(stored_map or "").x.get("")
+    except ValueError:  # pydantic's ValidationError too
+        return None
+    if entry is None or (check_expiry and entry.expiresAt < time.time()):
+        return None
+    return entry.token
