@@ -1,9 +1,10 @@
 """The site's languages: English, Japanese and Simplified Chinese (Flask-Babel; catalogs in translations/).
 
 - The visitor's language is their choice, else their browser's (Accept-Language), else English. The choice is
-  made with the header's switcher (a form posting `lang` and the CSRF token to `POST /language`, which goes
-  back to the page it came from) and kept in a cookie of its own, `lang`, for a year: apart from the session,
-  so it survives signing in and out.
+  made with the header's switcher (a form posting `lang` to `POST /language`, which goes back to the page it
+  came from) and kept in a cookie of its own, `lang`, for a year: apart from the session, so it survives
+  signing in and out. The form carries no CSRF token (a token would give every anonymous visitor a stored
+  session); a post from another site is refused by its `Origin`/`Sec-Fetch-Site` instead.
 - Pages get its BCP 47 tag (`en`, `ja`, `zh-CN`) for `<html lang>`, and Logto gets the same as `ui_locales`
   (LogtoAuth's `ui_locales` hook), so its sign-in pages speak the site's language.
 - Catalogs: `translations/<locale>/LC_MESSAGES/messages.po`, compiled when the app starts into
@@ -21,8 +22,8 @@ from typing import Any
 from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Blueprint, Flask, abort, current_app, redirect, request
-from flask_babel import Babel
+from flask import Blueprint, Flask, abort, current_app, g, redirect, request
+from flask_babel import Babel, get_translations
 
 from client import safe_next
 
@@ -45,8 +46,18 @@ def init_app(app: Flask, compiled: Path | None = None, *, switcher: bool = True)
     compile_catalogs(CATALOGS, target)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(target)
     Babel(app, locale_selector=lambda: BABEL_LOCALES[current_tag()])
+    # Flask-Babel looks the catalog up again for every message (~80 µs each, ~25 per page): once per request.
+    app.jinja_env.install_gettext_callables(
+        lambda message: _translations().ugettext(message),
+        lambda singular, plural, n: _translations().ungettext(singular, plural, n),
+        newstyle=True,
+        pgettext=lambda context, message: _translations().upgettext(context, message),
+        npgettext=lambda context, singular, plural, n: _translations().unpgettext(context, singular, plural, n),
+    )
     if switcher:
         app.register_blueprint(blueprint)
+        if "csrf" in app.extensions:
+            app.extensions["csrf"].exempt(choose)
     else:
         app.context_processor(template_values)
 
@@ -68,6 +79,12 @@ def compile_catalogs(source: Path, target: Path) -> None:
         os.replace(temporary, mo_path)
 
 
+def _translations() -> Any:
+    if "_translations" not in g:
+        g._translations = get_translations()
+    return g._translations
+
+
 def current_tag() -> str:
     """This request's language: the `lang` cookie, else the best of Accept-Language, else English."""
     chosen = request.cookies.get(COOKIE)
@@ -80,7 +97,7 @@ def current_tag() -> str:
 def choose() -> Any:
     """Remember the visitor's language (`lang`: en, ja or zh-CN) and go back to `next` (a path on this site)."""
     tag = request.form.get("lang", "")
-    if tag not in LANGUAGES:
+    if tag not in LANGUAGES or _from_another_site():
         abort(400)
     back = redirect(safe_next(request.form.get("next")), 303)
     config = current_app.config
@@ -89,6 +106,13 @@ def choose() -> Any:
         secure=bool(config.get("SESSION_COOKIE_SECURE")), samesite=config.get("SESSION_COOKIE_SAMESITE") or "Lax",
     )
     return back
+
+
+def _from_another_site() -> bool:
+    """A form posted by another site (browsers say so in `Sec-Fetch-Site`, and name the page's `Origin`)."""
+    origin = request.headers.get("Origin")
+    own = {request.host_url.rstrip("/"), current_app.config["APP_BASE_URL"]}
+    return request.headers.get("Sec-Fetch-Site") == "cross-site" or (origin is not None and origin not in own)
 
 
 @blueprint.app_context_processor

@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 import pytest
 
 from harness import (  # noqa: F401  (re-exported for the tests)
-    Stack, follow_to_callback, forms_in, page_text, sign_in, start_sign_in, start_stack,
+    Stack, csrf_token_in, follow_to_callback, forms_in, page_text, sign_in, start_sign_in, start_stack,
 )
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

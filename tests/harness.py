@@ -151,5 +151,10 @@ def sign_in(
     return http.get(callback_url, allow_redirects=False, timeout=10)
 
 
+def csrf_token_in(html: str) -> str:
+    """The CSRF token of the first form on a page that has one (the sign-out form, say)."""
+    return next(form["fields"]["csrf_token"] for form in forms_in(html) if "csrf_token" in form["fields"])  # type: ignore[index,operator]
+
+
 def page_text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))

@@ -25,9 +25,9 @@ import psycopg
 import pytest
 
 try:
-    from tests.servers import start_on_free_port
+    from tests.servers import served, start_on_free_port
 except ModuleNotFoundError:  # imported as `postgres`, with tests/ on sys.path and not the project's folder
-    from servers import start_on_free_port
+    from servers import served, start_on_free_port
 
 SUPERUSER = "notes"
 FALLBACK_USER = "notes-test-pg"
@@ -155,12 +155,4 @@ def start_postgres() -> PostgresServer | None:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    server = start_postgres()
-    if server is None:
-        reason = "PostgreSQL is not installed (no initdb/pg_ctl/postgres; apt-get install postgresql)"
-        if os.environ.get("CI") == "true":  # .ci/run installs it: missing there is a broken set-up
-            pytest.fail(reason)
-        pytest.skip(reason)
-    yield server
-    server.stop()
-    shutil.rmtree(server.base, ignore_errors=True)
+    yield from served(start_postgres(), "PostgreSQL is not installed (no initdb/pg_ctl/postgres; apt-get install postgresql)")

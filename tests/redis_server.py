@@ -1,4 +1,4 @@
-"""A throwaway Redis for the tests and bench/load.py: `redis-server` in a temporary folder, on a free loopback port.
+"""A throwaway Redis for the tests and bench/: `redis-server` in a temporary folder, on a free loopback port.
 
 `redis_server` (session-scoped fixture) starts one per test session. Without `redis-server` its tests are
 skipped with the reason (`apt-get install redis-server`; .ci/run does it), except under CI=true, where that
@@ -20,9 +20,9 @@ import pytest
 import redis
 
 try:
-    from tests.servers import start_on_free_port, stop_process, wait_until
+    from tests.servers import served, start_on_free_port, stop_process, wait_until
 except ModuleNotFoundError:  # imported as `redis_server`, with tests/ on sys.path and not the project's folder
-    from servers import start_on_free_port, stop_process, wait_until
+    from servers import served, start_on_free_port, stop_process, wait_until
 
 START_TIMEOUT = 15.0
 
@@ -102,12 +102,4 @@ def start_redis() -> RedisServer | None:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = start_redis()
-    if server is None:
-        message = "redis-server not found: apt-get install redis-server"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    yield server
-    server.stop()
-    shutil.rmtree(server.base, ignore_errors=True)
+    yield from served(start_redis(), "redis-server not found: apt-get install redis-server")

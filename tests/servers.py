@@ -2,18 +2,32 @@
 
 `free_port()` a loopback port nobody listens on; `start_on_free_port()` a start on one, again on another
 if it was taken meanwhile; `wait_until()` a poll until a server accepts; `stop_process()` SIGTERM, then
-SIGKILL (of the whole process group for a server started with `start_new_session=True`).
+SIGKILL (of the whole process group for a server started with `start_new_session=True`); `served()` the
+body of a session fixture for such a server.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterator, Protocol, TypeVar
+
+import pytest
+
+
+class Server(Protocol):
+    base: Path  # its folder, deleted at the end
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Server)
 
 
 def free_port() -> int:
@@ -59,3 +73,18 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10, *, group
     if group:  # a child (a gunicorn worker) that outlived its parent
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def served(server: S | None, missing: str) -> Iterator[S]:
+    """`yield from` this in a session fixture: `server`, then stopped and its folder deleted.
+
+    None (not installed) skips the tests with `missing`, or fails them under CI=true (.ci/run installs the
+    servers: missing there is a broken set-up).
+    """
+    if server is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(missing)
+        pytest.skip(missing)
+    yield server
+    server.stop()
+    shutil.rmtree(server.base, ignore_errors=True)

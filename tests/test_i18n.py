@@ -17,7 +17,7 @@ from babel.messages.pofile import read_po
 from flask import Flask
 
 from client import LogtoAuth
-from conftest import Stack, forms_in, page_text, sign_in, start_sign_in
+from conftest import Stack, csrf_token_in, forms_in, page_text, sign_in, start_sign_in
 from flask_app import create_app
 from languages import CATALOGS, LANGUAGES
 
@@ -168,17 +168,33 @@ def test_the_switcher_remembers_the_choice_and_goes_back_to_the_page(app):
 ])
 def test_the_switcher_only_goes_back_to_this_site_and_only_takes_its_languages(app, fields, status, location):
     client = app.test_client()
-    token = forms_in(get(client).text)[0]["fields"]["csrf_token"]  # type: ignore[index]
-    answer = client.post("/language", data={"csrf_token": token, **fields}, headers={"Host": "localhost:3000"})
+    answer = client.post("/language", data=fields, headers={"Host": "localhost:3000"})
     assert answer.status_code == status
     assert answer.headers.get("Location") == location
     assert any(cookie.startswith("lang=") for cookie in answer.headers.getlist("Set-Cookie")) == (status == 303)
 
 
-def test_the_switcher_needs_the_csrf_token(app):
-    answer = app.test_client().post("/language", data={"lang": "ja", "next": "/"}, headers={"Host": "localhost:3000"})
-    assert answer.status_code == 400 and "Form expired" in answer.text
+@pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+                                     {"Origin": "null"}])
+def test_the_switcher_refuses_a_post_from_another_site(app, headers):
+    answer = app.test_client().post("/language", data={"lang": "ja", "next": "/"},
+                                    headers={"Host": "localhost:3000", **headers})
+    assert answer.status_code == 400
     assert not any(cookie.startswith("lang=") for cookie in answer.headers.getlist("Set-Cookie"))
+
+
+def test_a_signed_out_visit_stores_no_session(app):
+    """No CSRF token on the anonymous pages' forms: an anonymous visit leaves nothing in the session store."""
+    client = app.test_client()
+    sessions = Path(app.config["APP_DATA_DIR"]) / "sessions"
+    before = sorted(sessions.iterdir())  # the store's own bookkeeping file
+    for path in ["/", "/no-such-page"]:
+        answer = get(client, path)
+        assert not [cookie for cookie in answer.headers.getlist("Set-Cookie") if cookie.startswith("site_session=")]
+    answer = client.post("/language", data={"lang": "ja", "next": "/"},
+                         headers={"Host": "localhost:3000", "Origin": "http://localhost:3000"})
+    assert answer.status_code == 303
+    assert sorted(sessions.iterdir()) == before
 
 
 def test_a_choice_outlasts_signing_in_and_out_and_reaches_logto_and_the_provider(stack: Stack):
@@ -194,7 +210,7 @@ def test_a_choice_outlasts_signing_in_and_out_and_reaches_logto_and_the_provider
     assert sign_in(stack, http, "lingua").status_code == 302
     home = http.get(stack.base_url + "/", timeout=10)
     assert html_lang(home.text) == "zh-CN" and "退出登录" in home.text
-    token = forms_in(home.text)[0]["fields"]["csrf_token"]  # type: ignore[index]
+    token = csrf_token_in(home.text)  # type: ignore[index]
     http.post(stack.base_url + "/sign-out", data={"csrf_token": token}, allow_redirects=False, timeout=10)
     after = http.get(stack.base_url + "/", timeout=10)
     assert html_lang(after.text) == "zh-CN" and "你已退出登录。" in after.text

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import follow_to_callback, forms_in
+from conftest import csrf_token_in, follow_to_callback, forms_in
 from devidp.launcher import ensure_installed, start_provider
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +72,7 @@ def test_the_readme_app_signs_in_and_out(tmp_path: Path):
         assert http.get(base_url + "/private", timeout=10).text == "Hello readme-user"
         assert not any("eyJ" in cookie.value for cookie in http.cookies)  # no token in a cookie
 
-        token = forms_in(http.get(base_url + "/", timeout=10).text)[0]["fields"]["csrf_token"]
+        token = csrf_token_in(http.get(base_url + "/", timeout=10).text)
         out = http.post(base_url + "/sign-out", data={"csrf_token": token}, allow_redirects=False, timeout=10)
         assert out.status_code == 302 and out.headers["Location"].startswith(f"{provider.endpoint}/oidc/session/end")
         assert http.get(base_url + "/private", allow_redirects=False, timeout=10).status_code == 302

@@ -33,7 +33,7 @@ from jwt.algorithms import ECAlgorithm
 from werkzeug.serving import make_server
 
 from client import ConfigError
-from conftest import Stack, forms_in, page_text, sign_in
+from conftest import Stack, csrf_token_in, forms_in, page_text, sign_in
 from devidp.launcher import RunningProvider
 from flask_app import create_app
 from flask_dev import start_local_provider
@@ -130,7 +130,7 @@ def no_sign_in_stored(stack: Stack, sid: str) -> bool:
 
 
 def sign_out(stack: Stack, http: requests.Session) -> requests.Response:
-    csrf = forms_in(get(stack, http, "/").text)[0]["fields"]["csrf_token"]
+    csrf = csrf_token_in(get(stack, http, "/").text)
     return http.post(stack.base_url + "/sign-out", data={"csrf_token": csrf}, allow_redirects=False, timeout=15)
 
 

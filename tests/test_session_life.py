@@ -9,7 +9,7 @@ import re
 import pytest
 import requests
 
-from conftest import Stack, follow_to_callback, forms_in, sign_in, start_sign_in
+from conftest import Stack, csrf_token_in, follow_to_callback, forms_in, sign_in, start_sign_in
 
 
 def stored_session(stack: Stack, http: requests.Session) -> dict:
@@ -119,7 +119,7 @@ def test_no_token_code_or_cookie_reaches_logs_or_pages(stack: Stack, caplog: pyt
     secrets = tokens | {code, browser_cookies["site_session"], stack.app.secret_key, stack.app.config["LOGTO_APP_SECRET"]}
     home = http.get(stack.base_url + "/", timeout=10)
     seen_pages.append(home.text)
-    csrf = forms_in(home.text)[0]["fields"]["csrf_token"]
+    csrf = csrf_token_in(home.text)
     sign_out = http.post(stack.base_url + "/sign-out", data={"csrf_token": csrf}, allow_redirects=False, timeout=10)
     seen_pages.append(sign_out.text)
 

@@ -7,11 +7,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import pytest
 import requests
 
-from conftest import Stack, follow_to_callback, forms_in, page_text, sign_in, start_sign_in
+from conftest import Stack, csrf_token_in, follow_to_callback, forms_in, page_text, sign_in, start_sign_in
 
 
 def csrf_token(http: requests.Session, stack: Stack) -> str:
-    return forms_in(http.get(stack.base_url + "/", timeout=10).text)[0]["fields"]["csrf_token"]  # type: ignore[index,return-value]
+    return csrf_token_in(http.get(stack.base_url + "/", timeout=10).text)  # type: ignore[index,return-value]
 
 
 def with_query(url: str, **changes: str) -> str:

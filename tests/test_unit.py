@@ -14,7 +14,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_session.base import ServerSideSessionInterface
 
 from client import ConfigError, LogtoAuth, current_user, login_required
-from conftest import Stack, follow_to_callback, forms_in, page_text, sign_in, start_sign_in
+from conftest import Stack, csrf_token_in, follow_to_callback, forms_in, page_text, sign_in, start_sign_in
 from logto_auth import connection
 from settings import site_config
 
@@ -160,7 +160,7 @@ def test_sign_out_needs_the_csrf_token_and_the_form_renders_it(tmp_path):
     client = app.test_client()
     signed_in(client)
     assert client.post("/sign-out").status_code == 400
-    token = forms_in(client.get("/form").text)[0]["fields"]["csrf_token"]
+    token = csrf_token_in(client.get("/form").text)
     assert client.post("/sign-out", data={"csrf_token": token}).status_code in (302, 503)
     assert client.get("/private").status_code == 302  # signed out locally either way
 
@@ -226,7 +226,7 @@ def test_another_app_signs_in_and_out_through_the_unit(small: Stack):
     assert "Hi alice" in home.text
     info = http.get(small.base_url + "/info", timeout=10).json()
     assert info["sub"] == info["user"]
-    token = forms_in(home.text)[0]["fields"]["csrf_token"]
+    token = csrf_token_in(home.text)
     out = http.post(small.base_url + "/sign-out", data={"csrf_token": token}, allow_redirects=False, timeout=10)
     assert out.status_code == 302 and "/oidc/session/end" in out.headers["Location"]
     assert http.get(small.base_url + "/", timeout=10).text == "signed out"
@@ -243,7 +243,7 @@ def test_the_apps_own_keys_survive_between_sign_in_and_sign_out_only(small: Stac
     http.get(small.base_url + "/remember/during", timeout=10)
     http.get(small.base_url + "/info", timeout=10)
     assert http.get(small.base_url + "/recall", timeout=10).text == "during"  # the unit left it alone
-    token = forms_in(http.get(small.base_url + "/", timeout=10).text)[0]["fields"]["csrf_token"]
+    token = csrf_token_in(http.get(small.base_url + "/", timeout=10).text)
     http.post(small.base_url + "/sign-out", data={"csrf_token": token}, allow_redirects=False, timeout=10)
     assert http.get(small.base_url + "/recall", timeout=10).text == "-"
 
