@@ -369,14 +369,24 @@ class Logto:
         return check_logout_token(logout_token, key, issuer=core.metadata.issuer, client_id=self.settings.logto_app_id)
 
 
-def access_token_due(stored_map: str | None, now: float | None = None) -> bool:
-    """True when the session's access token (the SDK's `accessTokenMap`, resource "") is missing or expired."""
+def current_access_token(stored_map: str | None, *, check_expiry: bool = True, now: float | None = None) -> str | None:
+    """The session's access token (the SDK's `accessTokenMap`, resource ""), or None when missing (or expired,
+    with `check_expiry`). Plain JSON, not the SDK's model: this is on every signed-in page's path."""
     try:
         entry = json.loads(stored_map or "{}").get("x", {}).get("")
-        expires_at = entry["expiresAt"] if isinstance(entry, dict) else None
-    except (ValueError, AttributeError, KeyError):
-        return True
-    return not isinstance(expires_at, int) or expires_at < (time.time() if now is None else now)
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
+        return None
+    expires_at = entry.get("expiresAt")
+    if check_expiry and (not isinstance(expires_at, int) or expires_at < (time.time() if now is None else now)):
+        return None
+    return entry["token"]
+
+
+def access_token_due(stored_map: str | None, now: float | None = None) -> bool:
+    """True when the session's access token is missing or expired (a refresh is due)."""
+    return current_access_token(stored_map, now=now) is None
 
 
 def _pending() -> dict[str, dict[str, Any]]:

@@ -23,9 +23,10 @@ import time
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from logto import LogtoException
-from logto.LogtoClient import AccessTokenMap
 
-from logto_auth.connection import AuthFailure, Logto, SessionEnded, _safe_code, _unavailable, access_token_due
+from logto_auth.connection import (  # noqa: F401  (current_access_token: re-exported)
+    AuthFailure, Logto, SessionEnded, _safe_code, _unavailable, access_token_due, current_access_token,
+)
 from logto_auth.i18n import N_
 from logto_auth.oidc_core import fetch_json
 
@@ -164,12 +165,3 @@ def drop_expired(session: MutableMapping[str, Any]) -> None:
         session.pop(HF_TOKEN_KEY, None)
 
 
-def current_access_token(stored_map: str | None, *, check_expiry: bool = True) -> str | None:
-    """The session's access token (resource ""), or None when missing (or expired, with `check_expiry`)."""
-    try:
-        entry = AccessTokenMap.model_validate_json(stored_map or "").x.get("")
-    except ValueError:  # pydantic's ValidationError too
-        return None
-    if entry is None or (check_expiry and entry.expiresAt < time.time()):
-        return None
-    return entry.token
