@@ -11,11 +11,14 @@
 Settings come from `app.config` and are checked by `init_app` (a mistake raises `ConfigError`, one
 line naming the key and the fix): `LOGTO_ENDPOINT`, `LOGTO_APP_ID`, `LOGTO_APP_SECRET`, `SECRET_KEY`,
 `APP_BASE_URL`, `LOGTO_SCOPES`, `LOGTO_DIRECT_SIGN_IN`, `LOGTO_TIMEOUT`, `SESSION_LIFETIME`, `APP_DATA_DIR`,
-`SESSION_REDIS_URL`.
+`SESSION_REDIS_URL`, and the rate limits (logto_auth/rate_limits.py): `RATELIMIT_ENABLED`,
+`RATELIMIT_STORAGE_URI`, `RATELIMIT_SIGN_IN`, `RATELIMIT_CALLBACK`, `RATELIMIT_SIGN_OUT`,
+`RATELIMIT_BACKCHANNEL_LOGOUT`.
 
 Routes (blueprint `auth`): `GET /sign-in?next=/path`, `GET /sign-up`, `GET /callback`, `POST /sign-out`
 (CSRF token; also revokes the refresh token at Logto), `POST /backchannel-logout` (Logto's back-channel
-logout: ends every site session of that Logto session, on every instance). Pages (override one with a template of the same name in the app's `templates/`):
+logout: ends every site session of that Logto session, on every instance). Each is rate-limited per
+client address (429 with Retry-After past it). Pages (override one with a template of the same name in the app's `templates/`):
 `auth/layout.html`, `auth/error.html`, `auth/signed_out.html`.
 
 Languages: the unit's pages and messages are in the visitor's language when the app uses Flask-Babel
@@ -23,8 +26,9 @@ Languages: the unit's pages and messages are in the visitor's language when the 
 its sign-in pages in (`ui_locales`, e.g. "ja"). Signing out flashes "You are signed out." (category `signed-out`).
 
 Tokens never reach a cookie: without a server-side session, `init_app` sets up Flask-Session on files in
-`APP_DATA_DIR/sessions`, or in Redis with `SESSION_REDIS_URL` (logto_auth/session_store.py: a store that
-is down gives a 503 page and the site recovers when it is back); without CSRF protection, it turns on Flask-WTF's (`csrf_token()` in templates).
+`APP_DATA_DIR/sessions`, or in Redis with `SESSION_REDIS_URL` (logto_auth/session_store.py: a session
+without a completed sign-in lives 15 minutes; a store that is down or full gives a 503 page and the site
+recovers when it is back); without CSRF protection, it turns on Flask-WTF's (`csrf_token()` in templates).
 
 Session keys, all that the unit uses. Signing in and signing out clear the whole session (as Flask's
 tutorial does at login); in between, the app's own keys are left alone.
@@ -48,6 +52,7 @@ import jwt
 from asgiref.sync import async_to_sync
 from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
+from flask_limiter.errors import RateLimitExceeded
 from flask_session import Session
 from flask_session.base import ServerSideSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -62,8 +67,10 @@ from logto_auth.hub_token import (
     HfTokenExpired, HfTokenNotSetUp, HfTokenNotStored, HfTokenUnavailable, drop_expired, session_hf_token,
 )
 from logto_auth.i18n import N_, jinja_helpers, language_tag, translate
+from logto_auth.rate_limits import limit_views, setup_limiter, too_many_requests
 from logto_auth.session_store import (
-    STORE_ERRORS, Store, delete_sessions, refuse_without_store, session_interface, store_beside, store_unavailable_page,
+    STORE_ERRORS, Store, delete_sessions, holds_sign_in, refuse_without_store, session_interface, store_beside,
+    store_unavailable_page,
 )
 from logto_auth.token_refresh import TOKEN_KEYS
 
@@ -93,12 +100,17 @@ class LogtoAuth:
     def init_app(self, app: Flask) -> None:
         settings = read_auth_settings(app.config)
         store = _server_side_sessions(app, settings)
+        setup_limiter(app, store, settings.data_dir, settings.session_redis_url)
         app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the form token lives as long as the session
         if "csrf" not in app.extensions:
             CSRFProtect(app)
         app.extensions["csrf"].exempt(backchannel_logout)  # Logto's server posts it, with a signed token
         app.extensions["logto_auth"] = Logto(settings, store, ui_locales=self.ui_locales)
         app.register_blueprint(blueprint)
+        limit_views(app, ["auth.sign_in", "auth.sign_up"], "RATELIMIT_SIGN_IN", scope="sign-in")
+        limit_views(app, ["auth.callback"], "RATELIMIT_CALLBACK")
+        limit_views(app, ["auth.sign_out"], "RATELIMIT_SIGN_OUT", check_csrf=True)
+        limit_views(app, ["auth.backchannel_logout"], "RATELIMIT_BACKCHANNEL_LOGOUT")
 
     @property
     def settings(self) -> AuthSettings:
@@ -157,11 +169,16 @@ async def _refresh_session(user: SignedInUser) -> dict[str, Any]:
     return userinfo
 
 
+def signed_in_key() -> str:
+    """A rate-limit key per signed-in person (their Logto id), else per client address."""
+    user = current_user()
+    return f"user:{user.sub}" if user else f"address:{request.remote_addr}"
+
+
 def current_user() -> SignedInUser | None:
     """The signed-in user, from the session alone (no SDK client, no network), or None."""
     if _USER_CACHE not in g:
-        signed_in = session.get("logto.idToken") is not None
-        setattr(g, _USER_CACHE, SignedInUser.from_session(session.get(USER_KEY)) if signed_in else None)
+        setattr(g, _USER_CACHE, SignedInUser.from_session(session.get(USER_KEY)) if holds_sign_in(session) else None)
     return getattr(g, _USER_CACHE)
 
 
@@ -281,7 +298,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
 def auth_failure(failure: AuthFailure) -> tuple[str, int]:
     user = current_user()
     log.warning(
-        "event=auth-failure kind=%s status=%s path=%s user=%s cause=%r",
+        "event=auth-failure kind=%s status=%s path=%r user=%s cause=%r",
         type(failure).__name__, failure.status, request.path, user.sub if user else "-", failure.cause,
     )
     if isinstance(failure, SessionEnded):
@@ -292,16 +309,25 @@ def auth_failure(failure: AuthFailure) -> tuple[str, int]:
 
 @blueprint.errorhandler(CSRFError)
 def csrf_failure(error: CSRFError) -> tuple[str, int]:
-    log.warning("event=csrf-failure path=%s cause=%r", request.path, error.description)
+    log.warning("event=csrf-failure path=%r cause=%r", request.path, error.description)
     return render_template("auth/error.html", title=N_("Form expired"), message=N_("Please reload the page and try again.")), 400
 
 
-@blueprint.app_errorhandler(STORE_ERRORS[0])
-@blueprint.app_errorhandler(STORE_ERRORS[1])
 def store_failure(error: Exception) -> tuple[str, int, dict[str, str]]:
-    """Redis went away in the middle of a request (the load and the save are handled in session_store.py)."""
-    log.warning("event=session-store-unavailable step=request path=%s cause=%s", request.path, type(error).__name__)
+    """The store failed in the middle of a request (the load and the save are handled in session_store.py).
+    Nothing of this request's session is saved: a sign-in that could not be filed whole does not happen."""
+    log.warning("event=session-store-unavailable step=request path=%r cause=%s", request.path, type(error).__name__)
+    session.store_unavailable = True  # type: ignore[attr-defined]
     return store_unavailable_page()
+
+
+for _error in STORE_ERRORS:
+    blueprint.app_errorhandler(_error)(store_failure)
+
+
+@blueprint.app_errorhandler(RateLimitExceeded)
+def rate_limited(_error: RateLimitExceeded) -> tuple[str, int, dict[str, str]]:
+    return too_many_requests()
 
 
 blueprint.before_app_request(lambda: drop_expired(session))  # an expired Hugging Face token leaves the session

@@ -21,21 +21,24 @@ from flask.cli import FlaskGroup
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from client import ConfigError, LogtoAuth, login_required
+from client import ConfigError, LogtoAuth, login_required, signed_in_key
 from logto_auth.config import is_loopback_url
 from logto_auth.i18n import N_
+from logto_auth.rate_limits import check_limit, limit_views
 from flask_dev import dev_command
 from logto_cli import logto_cli
 import hub
 import languages
 import notes
-from settings import site_config, space_setup_needs
+from settings import HSTS, site_config, space_setup_needs
 from space_setup import setup_app
 
 log = logging.getLogger("auth")
 auth = LogtoAuth(ui_locales=languages.current_tag)  # Logto's pages in the site's language
 site = Blueprint("site", __name__)
+HUB_RATE_LIMIT = "30 per minute"  # per signed-in person: each /hf view calls the Hub three times
 
 
 def create_app(env: Mapping[str, str] | None = None) -> Flask:
@@ -59,13 +62,17 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         auth.init_app(app)
         notes.init_app(app)
         languages.init_app(app)
+        app.register_blueprint(hub.blueprint)  # /hf
+        check_limit(app.config, "RATELIMIT_HUB", HUB_RATE_LIMIT)
+        limit_views(app, ["hub.page"], "RATELIMIT_HUB", key=signed_in_key)
     except ConfigError as error:
         if _loading_for_cli_lookup():
             app.config["CONFIG_ERROR"] = str(error)  # let `flask logto setup` fix what is missing
             return app
         raise SystemExit(f"Configuration error: {error}") from None
+    if hops := app.config["TRUSTED_PROXY_HOPS"]:  # the client address is the one that many proxies saw
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)  # type: ignore[method-assign]
     app.register_blueprint(site)
-    app.register_blueprint(hub.blueprint)  # /hf
     _register_error_pages(app)
     _configure_logging()
     return app
@@ -81,6 +88,7 @@ def _configure_logging() -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
+    logging.getLogger("flask-limiter").setLevel(logging.WARNING)  # not a line per refused request: see rate_limits.py
     access_log = logging.getLogger("werkzeug")  # `flask run` and `flask dev`; gunicorn logs no access by default
     if not any(isinstance(existing, DropQueryStrings) for existing in access_log.filters):
         access_log.addFilter(DropQueryStrings())
@@ -157,6 +165,8 @@ def security_headers(response: Any) -> Any:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"  # Flask-WTF's https check needs it on our own forms
     response.headers["Cache-Control"] = "no-store"
+    if config["APP_BASE_URL"].startswith("https://"):
+        response.headers["Strict-Transport-Security"] = HSTS
     return response
 
 
@@ -171,7 +181,7 @@ def _register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> tuple[str, int]:
-        log.error("event=error path=%s cause=%s", request.path, type(error).__name__, exc_info=error)
+        log.error("event=error path=%r cause=%s", request.path, type(error).__name__, exc_info=error)
         title, message = HTTP_ERRORS[500]
         return render_template("error.html", title=title, message=message, status=500), 500
 

@@ -26,6 +26,7 @@ from flask import Blueprint, Flask, abort, current_app, g, redirect, request
 from flask_babel import Babel, get_translations
 
 from client import safe_next
+from logto_auth.rate_limits import check_limit, limit_views
 
 LANGUAGES = {"en": "English", "ja": "日本語", "zh-CN": "简体中文"}  # BCP 47 tag: the language's own name
 SHORT_NAMES = {"en": "EN", "ja": "日本語", "zh-CN": "中文"}  # in the switcher's button
@@ -33,6 +34,7 @@ BABEL_LOCALES = {"en": "en", "ja": "ja", "zh-CN": "zh_CN"}  # BCP 47 tag: Babel'
 DEFAULT = "en"
 COOKIE = "lang"
 COOKIE_MAX_AGE = 365 * 24 * 3600
+RATE_LIMIT = "60 per minute"  # language switches per client address
 CATALOGS = Path(__file__).resolve().parent / "translations"
 
 blueprint = Blueprint("language", __name__)
@@ -58,6 +60,8 @@ def init_app(app: Flask, compiled: Path | None = None, *, switcher: bool = True)
         app.register_blueprint(blueprint)
         if "csrf" in app.extensions:
             app.extensions["csrf"].exempt(choose)
+        check_limit(app.config, "RATELIMIT_LANGUAGE", RATE_LIMIT)
+        limit_views(app, ["language.choose"], "RATELIMIT_LANGUAGE")
     else:
         app.context_processor(template_values)
 

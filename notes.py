@@ -45,11 +45,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from client import current_user, login_required
+from client import current_user, login_required, signed_in_key
 from logto_auth.config import ConfigError
 from logto_auth.i18n import N_, translate
+from logto_auth.rate_limits import check_limit, limit_views
 
 MAX_NOTES = 1000
+RATE_LIMIT = "60 per minute"  # changes (add, delete, delete all) per signed-in person
 MAX_LENGTH = 2000
 FULL_MESSAGE = N_("You have 1,000 notes, the most allowed: delete some first.")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -104,6 +106,11 @@ def init_app(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     app.extensions["notes"] = {"schema_ready": False}
     app.register_blueprint(blueprint)
+    check_limit(app.config, "RATELIMIT_NOTES", RATE_LIMIT)
+    limit_views(  # every change, together, per person; counted before the CSRF check
+        app, ["notes.add", "notes.delete_one", "notes.delete_all"], "RATELIMIT_NOTES",
+        key=signed_in_key, scope="notes", check_csrf=True,
+    )
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             _real_sqlite_transactions(db.engine)
@@ -259,14 +266,14 @@ def database_unavailable(error: SQLAlchemyError) -> tuple[str, int]:
         pass
     user = current_user()
     log.warning(
-        "event=notes-db-unavailable path=%s user=%s cause=%s", request.path, user.sub if user else "-", _cause(error)
+        "event=notes-db-unavailable path=%r user=%s cause=%r", request.path, user.sub if user else "-", _cause(error)
     )
     return _page(503, N_("Notes unavailable"), N_("Your notes cannot be reached right now; nothing was changed. Please try again in a moment."))
 
 
 @blueprint.errorhandler(CSRFError)
 def form_expired(error: CSRFError) -> tuple[str, int]:
-    log.warning("event=csrf-failure path=%s cause=%r", request.path, error.description)
+    log.warning("event=csrf-failure path=%r cause=%r", request.path, error.description)
     return _page(400, N_("Form expired"), N_("Please reload the page and try again."))
 
 

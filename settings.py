@@ -27,10 +27,15 @@ SPACE_FRAME_ANCESTOR = "https://huggingface.co"
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 DEV_HUB_PATH = "/hub"  # the local provider's simulated Hub
 DEFAULT_HF_TIMEOUT = 10
-PASSED_THROUGH = (  # read as they are; the unit or the commands check them
+HSTS = "max-age=63072000"  # two years, for https sites (not includeSubDomains: other hosts are not the site's to bind)
+PASSED_THROUGH = (  # read as they are; the unit, the site's modules or the commands check them
     "LOGTO_APP_ID", "LOGTO_APP_SECRET", "LOGTO_SCOPES", "LOGTO_TIMEOUT", "SESSION_LIFETIME", "SESSION_REDIS_URL",
     "LOGTO_M2M_APP_ID", "LOGTO_M2M_APP_SECRET", "LOGTO_MANAGEMENT_RESOURCE", "HF_CLIENT_ID", "HF_CLIENT_SECRET",
+    # rate limits (logto_auth/rate_limits.py; RATELIMIT_ENABLED and RATELIMIT_STORAGE_URI are Flask-Limiter's)
+    "RATELIMIT_ENABLED", "RATELIMIT_STORAGE_URI", "RATELIMIT_SIGN_IN", "RATELIMIT_CALLBACK", "RATELIMIT_SIGN_OUT",
+    "RATELIMIT_BACKCHANNEL_LOGOUT", "RATELIMIT_LANGUAGE", "RATELIMIT_NOTES", "RATELIMIT_HUB",
 )
+SPACE_PROXY_HOPS = 1  # a Space is reached through one proxy of Hugging Face's
 
 
 def site_config(env: Mapping[str, str]) -> dict[str, Any]:
@@ -76,6 +81,8 @@ def site_config(env: Mapping[str, str]) -> dict[str, Any]:
             get("HF_ENDPOINT", f"{endpoint}{DEV_HUB_PATH}" if uses_dev_provider else DEFAULT_HF_ENDPOINT)
         ),
         HF_TIMEOUT=whole_number(env, "HF_TIMEOUT", DEFAULT_HF_TIMEOUT, minimum=1),
+        # How many proxies in front of the site to trust for X-Forwarded-For (the client address rate limits count).
+        TRUSTED_PROXY_HOPS=whole_number(env, "TRUSTED_PROXY_HOPS", SPACE_PROXY_HOPS if on_space else 0, minimum=0),
     )
     return config
 

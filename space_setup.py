@@ -14,7 +14,7 @@ from flask import Flask, g, render_template
 
 import languages
 from logto_auth.config import post_sign_out_uri, redirect_uri
-from settings import default_data_dir, space_host_of
+from settings import HSTS, default_data_dir, space_host_of
 
 
 def setup_app(env: Mapping[str, str], needs: list[str]) -> Flask:
@@ -47,6 +47,8 @@ def setup_app(env: Mapping[str, str], needs: list[str]) -> Flask:
         )
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
+        if base_url.startswith("https://"):
+            response.headers["Strict-Transport-Security"] = HSTS
         return response
 
     return app

@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
 from devidp.launcher import RunningProvider, ensure_installed, start_provider  # noqa: E402
 from logto_auth.config import backchannel_logout_uri, post_sign_out_uri, redirect_uri  # noqa: E402
 from settings import DEV_APP_ID, dev_client_secret  # noqa: E402
-from tests.harness import follow_to_callback, page_text  # noqa: E402
+from tests.harness import ROOMY_LIMITS, follow_to_callback, page_text  # noqa: E402
 from tests.redis_server import RedisServer, start_redis  # noqa: E402
 from tests.servers import free_port, stop_process, wait_until  # noqa: E402
 
@@ -46,7 +46,7 @@ WRK_THREADS, WRK_CONNECTIONS = 2, 8
 COOKIE_NAME = "site_session"
 APP = "bench.bench_app:create_bench_app()"
 # Site settings that must not leak in from the caller's environment (the bench always uses devidp).
-SITE_VARIABLES = re.compile(r"^(LOGTO_|APP_|DEVIDP_|FLASK_|SESSION_|SPACE_|DATABASE_URL$)")
+SITE_VARIABLES = re.compile(r"^(LOGTO_|APP_|DEVIDP_|FLASK_|SESSION_|SPACE_|RATELIMIT_|DATABASE_URL$|TRUSTED_PROXY_HOPS$)")
 
 
 # -- the stack ------------------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def start_cluster(tmp: Path, stores: Mapping[str, str], *, database_url: str = "
             (data_dirs[name] / "devidp").mkdir(parents=True, exist_ok=True)
             (data_dirs[name] / "devidp" / "client_secret").write_text(client_secret)
             env = {**base_env, "APP_BASE_URL": urls[name], "APP_DATA_DIR": str(data_dirs[name]),
-                   "DEVIDP_PORT": str(cluster.provider.port), "FLASK_SECRET_KEY": secret_key}
+                   "DEVIDP_PORT": str(cluster.provider.port), "FLASK_SECRET_KEY": secret_key, **ROOMY_LIMITS}
             if store == "redis":
                 env["SESSION_REDIS_URL"] = cluster.redis.url  # type: ignore[union-attr]
             if database_url:

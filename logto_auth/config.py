@@ -18,6 +18,7 @@ DEFAULT_SCOPES = "email identities"
 DEFAULT_DIRECT_SIGN_IN = "social:huggingface"
 DEFAULT_SESSION_LIFETIME = int(timedelta(days=14).total_seconds())  # Logto's refresh-token lifetime
 DEFAULT_TIMEOUT = 10
+SIGN_IN_TIMEOUT_SECONDS = 15 * 60  # a sign-in in progress, and anything kept for a visitor not signed in, lives this long
 MIN_SECRET_KEY_LENGTH = 32
 MIN_SECRET_KEY_DISTINCT = 8
 MAKE_SECRET_HINT = "make one with: python -c 'import secrets; print(secrets.token_hex(32))'"

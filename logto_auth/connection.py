@@ -30,7 +30,7 @@ from logto import LogtoClient, LogtoConfig, LogtoException, Storage
 from logto.LogtoClient import SignInSession
 
 from logto_auth.backchannel import SignInIndex, check_logout_token, unverified_header
-from logto_auth.config import AuthSettings
+from logto_auth.config import SIGN_IN_TIMEOUT_SECONDS, AuthSettings
 from logto_auth.i18n import N_
 from logto_auth.oidc_core import ProviderError, SingleFlight, StrictOidcCore, check_discovery
 from logto_auth.session_store import FileStore, Store
@@ -38,7 +38,6 @@ from logto_auth.token_refresh import TOKEN_KEYS, RefreshGuard
 
 T = TypeVar("T")
 
-SIGN_IN_TIMEOUT_SECONDS = 15 * 60
 REVOCATION_TIMEOUT_SECONDS = 3.0  # sign-out waits at most this long for Logto to revoke the refresh token
 BACKCHANNEL_TIMEOUT_SECONDS = 2.0  # Logto gives a back-channel logout 2.5 s
 MAX_PENDING_SIGN_INS = 5  # tabs with a sign-in in progress at once; the oldest is dropped

@@ -5,13 +5,22 @@ handoff (token_refresh.py), the index from Logto sessions and users to site sess
 tokens already used (backchannel.py). Two stores, chosen by `SESSION_REDIS_URL`:
 
 - `FileStore` (the default): session files in `APP_DATA_DIR/sessions`, locks on `flock` stripes, the
-  rest in cachelib files; shared by the processes of one machine.
+  rest in cachelib files; shared by the processes of one machine. No request ever walks a folder:
+  expired files are deleted by a background thread of each process (`ExpiredFileSweeper`).
 - `RedisStore`: everything in one Redis, shared by any number of instances. Locks are Redis keys with
   an expiry (SET NX PX, released only by the holder's token), so a crashed holder blocks nobody for long.
 
-Redis down or slow never shows a traceback: the session interfaces here turn a failed load or save into
-the unit's 503 page "Session store unavailable" (`store_unavailable_page`); the client's short socket
-timeouts and a fresh connection per attempt let the site recover by itself once Redis answers again.
+What lives how long: a session that holds a completed sign-in lives `SESSION_LIFETIME` from its last
+change; any other session (a sign-in in progress, a "signed out" notice, an anonymous form's CSRF token)
+lives at most the sign-in timeout, 15 minutes, as a Redis key's TTL or a file's expiry. So anonymous
+traffic never outlives a quarter of an hour, and a Redis with `maxmemory-policy volatile-ttl` evicts
+it before any signed-in session.
+
+A store that cannot answer or cannot write never shows a traceback: Redis down, slow, out of memory
+(`maxmemory`), read-only or refusing writes, and a file that cannot be written (disk full) are all
+`STORE_ERRORS`. The session interfaces here turn a failed load or save into the unit's 503 page
+"Session store unavailable" (`store_unavailable_page`); the client's short socket timeouts and a fresh
+connection per attempt let the site recover by itself once Redis answers (or has room) again.
 A session that was loaded and then ended elsewhere meanwhile (signed out, back-channel logout) is not
 written back by a request that was still working on it.
 """
@@ -22,32 +31,67 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
+import struct
+import threading
 import time
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from functools import wraps
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Protocol
+from typing import Any, BinaryIO, Callable, Iterator, Mapping, Protocol, TypeVar
 
 import redis
 from cachelib import FileSystemCache
 from flask import Flask, Request, Response, g, render_template, session
+from flask.sessions import SessionMixin
 from flask_session.base import ServerSideSession, ServerSideSessionInterface
 from flask_session.cachelib import CacheLibSessionInterface
 from flask_session.defaults import Defaults
 from flask_session.redis import RedisSessionInterface
+from limits.errors import StorageError
 from redis.backoff import NoBackoff
 from redis.exceptions import LockNotOwnedError
 from redis.retry import Retry
 
+from logto_auth.config import SIGN_IN_TIMEOUT_SECONDS
 from logto_auth.i18n import N_
 
+
+class StoreWriteFailed(Exception):
+    """The store refused a write: a file that could not be written (disk full), or Redis refusing writes (MISCONF)."""
+
+
 log = logging.getLogger("auth")
-STORE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+T = TypeVar("T")
+STORE_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,  # down, still loading, too many clients
+    redis.exceptions.TimeoutError,  # slow
+    redis.exceptions.OutOfMemoryError,  # full: maxmemory with noeviction
+    redis.exceptions.ReadOnlyError,  # a replica, e.g. during a failover
+    redis.exceptions.ExecAbortError,  # a MULTI whose write was refused (e.g. out of memory)
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    StorageError,  # the rate limiter's store (rate_limits.py), whatever failed in it
+    StoreWriteFailed,
+)
+SIGNED_IN_SESSION_KEY = "logto.idToken"  # a session holding it is a completed sign-in
+SIGN_IN_LIFETIME = timedelta(seconds=SIGN_IN_TIMEOUT_SECONDS)
 REDIS_CONNECT_TIMEOUT, REDIS_READ_TIMEOUT = 1.0, 2.0  # seconds: a dead Redis costs a request at most this
 LOCK_STRIPES = 1024  # FileStore: a fixed number of lock files, each shared by the names hashed to it
-MAX_STORED_SESSIONS = 100_000  # FileStore: past this, expired entries go first, then the oldest
+SWEEP_INTERVAL_SECONDS = 60.0  # FileStore: how often each process looks for expired files
 UNAVAILABLE_TITLE = N_("Session store unavailable")
 UNAVAILABLE_MESSAGE = N_("We could not reach the place where sign-ins are kept. Please try again in a moment.")
+
+
+def holds_sign_in(stored: Mapping[str, Any]) -> bool:
+    """True when a session belongs to a completed sign-in (only such a session lives `SESSION_LIFETIME`)."""
+    return stored.get(SIGNED_IN_SESSION_KEY) is not None
+
+
+def session_lifetime(signed_in_lifetime: timedelta, stored: Mapping[str, Any]) -> timedelta:
+    """How long the store keeps a session: `SESSION_LIFETIME` when signed in, else the sign-in timeout."""
+    return signed_in_lifetime if holds_sign_in(stored) else min(SIGN_IN_LIFETIME, signed_in_lifetime)
 
 
 class Store(Protocol):
@@ -78,7 +122,7 @@ class FileStore:
     def __init__(self, data_dir: Path) -> None:
         self._lock_dir = data_dir / "refresh-locks"
         self._lock_dir.mkdir(parents=True, exist_ok=True)
-        self._cache = FileSystemCache(str(data_dir / "shared"), threshold=MAX_STORED_SESSIONS, mode=0o600)
+        self._cache = unpruned_cache(data_dir / "shared")
 
     @contextmanager
     def lock(self, name: str, *, wait: float, expiry: float) -> Iterator[None]:  # expiry: the kernel drops a dead holder's flock
@@ -94,25 +138,122 @@ class FileStore:
         return self._cache.get(key)
 
     def put(self, key: str, value: Any, ttl: int) -> None:
-        self._cache.set(key, value, timeout=ttl)
+        written(self._cache.set(key, value, timeout=ttl))
 
     def put_new(self, key: str, value: Any, ttl: int) -> bool:
         with self.lock(f"new:{key}", wait=10, expiry=10):
             if self._cache.has(key):
                 return False
-            return bool(self._cache.set(key, value, timeout=ttl))
+            return written(self._cache.set(key, value, timeout=ttl))
 
     def add_to_set(self, key: str, member: str, ttl: int) -> None:
         with self.lock(f"set:{key}", wait=10, expiry=10):
             members = self._cache.get(key) or []
             if member not in members:
-                self._cache.set(key, [*members, member], timeout=ttl)
+                written(self._cache.set(key, [*members, member], timeout=ttl))
 
     def members(self, key: str) -> set[str]:
         return set(self._cache.get(key) or [])
 
     def delete(self, key: str) -> None:
         self._cache.delete(key)
+
+
+def unpruned_cache(folder: Path) -> FileSystemCache:
+    """A cachelib folder that never prunes in a request (cachelib's threshold walks every file once it is
+    passed, and drops the entries that expire first: signed-in people); expired files go by the sweeper."""
+    cache = FileSystemCache(str(folder), threshold=0, mode=0o600)
+    ExpiredFileSweeper.watch(folder)
+    return cache
+
+
+def written(stored: bool) -> bool:
+    """cachelib's `set` answers False (and logs) when the file could not be written: a refused write, not a lost one."""
+    if not stored:
+        raise StoreWriteFailed("a file of the session store could not be written")
+    return True
+
+
+class ExpiredFileSweeper:
+    """Deletes the expired files of the watched cachelib folders, from one background thread per process.
+
+    Once a minute, and only in one process at a time (a lock file per folder, whose time says when the
+    folder was last swept), it reads each file's 4-byte expiry and deletes the expired ones. Requests
+    never walk a folder: cachelib itself only hides an expired file from `get`.
+    """
+
+    _folders: set[Path] = set()
+    _pid: int | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def watch(cls, folder: Path) -> None:
+        with cls._lock:
+            cls._folders.add(folder)
+            if cls._pid != os.getpid():  # a new process (e.g. a forked worker) starts its own thread
+                cls._pid = os.getpid()
+                threading.Thread(target=cls._run, name="expired-file-sweeper", daemon=True).start()
+
+    @classmethod
+    def _run(cls) -> None:
+        while True:
+            time.sleep(SWEEP_INTERVAL_SECONDS)
+            with cls._lock:
+                folders = list(cls._folders)
+            for folder in folders:
+                try:
+                    sweep_if_due(folder, time.time())
+                except Exception as error:  # the thread must outlive a bad folder (e.g. deleted meanwhile)
+                    log.warning("event=sweep-failed folder=%r cause=%s", folder.name, type(error).__name__)
+
+
+def sweep_if_due(folder: Path, now: float, interval: float = SWEEP_INTERVAL_SECONDS) -> int | None:
+    """Sweep `folder` unless another process is at it or did it less than `interval` seconds ago;
+    the number of files deleted, or None when it was not this process's turn."""
+    marker = folder / ".swept"  # empty until the first sweep; then its time is the last sweep's
+    with open(marker, "a+b") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        last = os.fstat(lock_file.fileno())
+        if last.st_size and now - last.st_mtime < interval:
+            return None
+        removed = sweep_expired(folder, now)
+        if not last.st_size:
+            lock_file.write(b".")
+            lock_file.flush()
+        os.utime(marker, (now, now))
+        return removed
+
+
+CACHELIB_TEMPORARY_SUFFIX = ".__wz_cache"
+ABANDONED_WRITE_SECONDS = 3600  # a temporary file left by a writer that died
+
+
+def sweep_expired(folder: Path, now: float) -> int:
+    """Delete the cachelib files of `folder` that expired before `now`; the number deleted."""
+    removed = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                if entry.name.endswith(CACHELIB_TEMPORARY_SUFFIX):
+                    expired = entry.stat().st_mtime < now - ABANDONED_WRITE_SECONDS
+                    inode = entry.inode()
+                else:
+                    with open(entry.path, "rb") as file:
+                        expires = struct.unpack("I", file.read(4))[0]
+                        inode = os.fstat(file.fileno()).st_ino
+                    expired = expires != 0 and expires < now
+                # the same file still (a writer may have replaced it since: its new expiry is not ours to judge)
+                if expired and os.stat(entry.path).st_ino == inode:
+                    os.unlink(entry.path)
+                    removed += 1
+            except (OSError, struct.error):  # gone meanwhile, or a file cachelib did not write whole
+                continue
+    return removed
 
 
 def _flock(lock_file: BinaryIO, timeout: float) -> None:
@@ -125,6 +266,22 @@ def _flock(lock_file: BinaryIO, timeout: float) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError("lock busy") from None
             time.sleep(0.01)
+
+
+def refused_writes_fail(write: Callable[..., T]) -> Callable[..., T]:
+    """A Redis that refuses writes because it cannot persist them (`MISCONF`, e.g. its disk is full) is a
+    store that cannot write, like one out of memory; redis-py gives that error no class of its own."""
+
+    @wraps(write)
+    def guarded(*args: Any, **kwargs: Any) -> T:
+        try:
+            return write(*args, **kwargs)
+        except redis.exceptions.ResponseError as error:
+            if str(error).startswith("MISCONF"):
+                raise StoreWriteFailed("Redis refuses writes (MISCONF)") from error
+            raise
+
+    return guarded
 
 
 class RedisStore:
@@ -155,12 +312,15 @@ class RedisStore:
         value = self.client.get(self.PREFIX + key)
         return None if value is None else json.loads(value)
 
+    @refused_writes_fail
     def put(self, key: str, value: Any, ttl: int) -> None:
         self.client.set(self.PREFIX + key, json.dumps(value), ex=max(1, ttl))
 
+    @refused_writes_fail
     def put_new(self, key: str, value: Any, ttl: int) -> bool:
         return bool(self.client.set(self.PREFIX + key, json.dumps(value), ex=max(1, ttl), nx=True))
 
+    @refused_writes_fail
     def add_to_set(self, key: str, member: str, ttl: int) -> None:
         with self.client.pipeline() as pipe:  # MULTI/EXEC: the set never exists without its expiry
             pipe.sadd(self.PREFIX + key, member).expire(self.PREFIX + key, max(1, ttl)).execute()
@@ -221,20 +381,28 @@ class _GuardedSessions(ServerSideSessionInterface):
         super().regenerate(session)
         session.stored = False  # type: ignore[attr-defined]
 
+    def get_expiration_time(self, app: Flask, session: SessionMixin) -> datetime | None:
+        """The cookie lasts as long as the stored session (15 minutes unless signed in)."""
+        if not session.permanent:
+            return None
+        return datetime.now(timezone.utc) + session_lifetime(app.permanent_session_lifetime, session)
+
 
 class RedisSessions(_GuardedSessions, RedisSessionInterface):
-    def _upsert_session(self, session_lifetime: timedelta, session: ServerSideSession, store_id: str) -> None:
+    @refused_writes_fail
+    def _upsert_session(self, lifetime: timedelta, session: ServerSideSession, store_id: str) -> None:
         self.client.set(
-            store_id, self.serializer.encode(session), ex=int(session_lifetime.total_seconds()),
+            store_id, self.serializer.encode(session), ex=int(session_lifetime(lifetime, session).total_seconds()),
             xx=getattr(session, "stored", False),  # only if it still exists (atomic)
         )
 
 
 class FileSessions(_GuardedSessions, CacheLibSessionInterface):
-    def _upsert_session(self, session_lifetime: timedelta, session: ServerSideSession, store_id: str) -> None:
+    def _upsert_session(self, lifetime: timedelta, session: ServerSideSession, store_id: str) -> None:
         if getattr(session, "stored", False) and not self.cache.has(store_id):
             return
-        super()._upsert_session(session_lifetime, session, store_id)
+        seconds = int(session_lifetime(lifetime, session).total_seconds())
+        written(self.cache.set(key=store_id, value=dict(session), timeout=seconds))
 
 
 def session_interface(app: Flask, data_dir: Path, redis_url: str) -> tuple[ServerSideSessionInterface, Store]:
@@ -248,8 +416,7 @@ def session_interface(app: Flask, data_dir: Path, redis_url: str) -> tuple[Serve
     if redis_url:
         client = redis_client(redis_url)
         return RedisSessions(app, client=client, **options), RedisStore(client)
-    cache = FileSystemCache(str(data_dir / "sessions"), threshold=MAX_STORED_SESSIONS, mode=0o600)
-    return FileSessions(app, client=cache, **options), FileStore(data_dir)
+    return FileSessions(app, client=unpruned_cache(data_dir / "sessions"), **options), FileStore(data_dir)
 
 
 def store_beside(interface: ServerSideSessionInterface, data_dir: Path) -> Store:

@@ -433,7 +433,7 @@ def test_the_database_unavailable_gives_503_and_the_rest_of_the_site_serves(
     assert user.get("/notes").status_code == 200
     assert user.texts() == ["kept"]  # nothing half-written, nothing lost
     logged = [record.getMessage() for record in caplog.records if record.name == "notes"]
-    assert any("event=notes-db-unavailable path=/notes " in line for line in logged)
+    assert any("event=notes-db-unavailable path='/notes' " in line for line in logged)
     assert not any("lost in the outage" in line for line in logged)
 
 

@@ -37,7 +37,7 @@ from conftest import Stack, csrf_token_in, forms_in, page_text, sign_in
 from devidp.launcher import RunningProvider
 from flask_app import create_app
 from flask_dev import start_local_provider
-from harness import QuietRequestHandler, _LateApp
+from harness import ROOMY_LIMITS, QuietRequestHandler, _LateApp
 from logto_auth.backchannel import LOGOUT_EVENT
 from logto_auth.config import read_auth_settings
 from logto_auth.session_store import RedisStore
@@ -83,7 +83,7 @@ def start_pair(base: Path, redis: RedisServer) -> Pair:
     for late, server, url, data_dir in zip(lates, servers, urls, data_dirs):
         late.app = create_app({
             "APP_BASE_URL": url, "APP_DATA_DIR": str(data_dir), "DEVIDP_PORT": str(provider.port),
-            "SESSION_REDIS_URL": redis.url, "FLASK_SECRET_KEY": key, "SESSION_LIFETIME": str(LIFETIME),
+            "SESSION_REDIS_URL": redis.url, "FLASK_SECRET_KEY": key, "SESSION_LIFETIME": str(LIFETIME), **ROOMY_LIMITS,
         })
         thread = threading.Thread(target=server.serve_forever, name=f"site-{server.server_port}", daemon=True)
         thread.start()
