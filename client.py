@@ -67,7 +67,7 @@ from logto_auth.hub_token import (
     HfTokenExpired, HfTokenNotSetUp, HfTokenNotStored, HfTokenUnavailable, drop_expired, session_hf_token,
 )
 from logto_auth.i18n import N_, jinja_helpers, language_tag, translate
-from logto_auth.rate_limits import limit_views, setup_limiter, too_many_requests
+from logto_auth.rate_limits import client_address, limit_views, setup_limiter, too_many_requests
 from logto_auth.session_store import (
     STORE_ERRORS, Store, delete_sessions, holds_sign_in, refuse_without_store, session_interface, store_beside,
     store_unavailable_page,
@@ -109,8 +109,10 @@ class LogtoAuth:
         app.register_blueprint(blueprint)
         limit_views(app, ["auth.sign_in", "auth.sign_up"], "RATELIMIT_SIGN_IN", scope="sign-in")
         limit_views(app, ["auth.callback"], "RATELIMIT_CALLBACK")
-        limit_views(app, ["auth.sign_out"], "RATELIMIT_SIGN_OUT", check_csrf=True)
-        limit_views(app, ["auth.backchannel_logout"], "RATELIMIT_BACKCHANNEL_LOGOUT")
+        # per person once signed in: nobody behind the same address can stop someone from signing out
+        limit_views(app, ["auth.sign_out"], "RATELIMIT_SIGN_OUT", key=signed_in_key, check_csrf=True)
+        # Logto's servers post every user's logout: only the refused ones count
+        limit_views(app, ["auth.backchannel_logout"], "RATELIMIT_BACKCHANNEL_LOGOUT", refused_only=True)
 
     @property
     def settings(self) -> AuthSettings:
@@ -172,7 +174,7 @@ async def _refresh_session(user: SignedInUser) -> dict[str, Any]:
 def signed_in_key() -> str:
     """A rate-limit key per signed-in person (their Logto id), else per client address."""
     user = current_user()
-    return f"user:{user.sub}" if user else f"address:{request.remote_addr}"
+    return f"user:{user.sub}" if user else client_address()
 
 
 def current_user() -> SignedInUser | None:

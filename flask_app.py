@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import secrets
+import threading
 from typing import Any, Mapping
 from urllib.parse import quote, urlsplit
 
@@ -72,6 +73,8 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         raise SystemExit(f"Configuration error: {error}") from None
     if hops := app.config["TRUSTED_PROXY_HOPS"]:  # the client address is the one that many proxies saw
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)  # type: ignore[method-assign]
+    else:
+        app.before_request(warn_once_about_an_untrusted_proxy)
     app.register_blueprint(site)
     _register_error_pages(app)
     _configure_logging()
@@ -88,7 +91,6 @@ def _configure_logging() -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
-    logging.getLogger("flask-limiter").setLevel(logging.WARNING)  # not a line per refused request: see rate_limits.py
     access_log = logging.getLogger("werkzeug")  # `flask run` and `flask dev`; gunicorn logs no access by default
     if not any(isinstance(existing, DropQueryStrings) for existing in access_log.filters):
         access_log.addFilter(DropQueryStrings())
@@ -109,6 +111,21 @@ def one_loopback_name() -> Any:
         return None
     query = request.query_string.decode("latin-1")
     return redirect(f"{base_url}{quote(request.path)}{'?' + query if query else ''}", 302)
+
+
+_proxy_warned = threading.Event()
+
+
+def warn_once_about_an_untrusted_proxy() -> None:
+    """Behind a proxy that TRUSTED_PROXY_HOPS does not name, every client counts as the proxy for the rate
+    limits (20 sign-ins a minute for the whole site): say so once per process, the first time it shows."""
+    if not _proxy_warned.is_set() and "X-Forwarded-For" in request.headers:
+        _proxy_warned.set()
+        log.warning(
+            "event=config-warning cause=%r",
+            "X-Forwarded-For arrives but TRUSTED_PROXY_HOPS=0: rate limits count every client as the proxy; "
+            "set TRUSTED_PROXY_HOPS to the number of proxies in front of the site",
+        )
 
 
 def csp_nonce() -> str:

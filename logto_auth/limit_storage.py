@@ -6,8 +6,8 @@ processes share without a server (its `memory://` is per process), and the unit'
 on one machine; with `SESSION_REDIS_URL` the counters go to Redis instead (rate_limits.py). It serves
 the fixed-window strategy: a counter per key that lives until its window ends.
 
-Each call is one short write transaction (WAL, `BEGIN IMMEDIATE`), so processes count together; the
-counters whose window ended are deleted on the way (an index on the expiry: no scan).
+Each call is one short write transaction (WAL, `BEGIN IMMEDIATE`), so processes count together; a few
+counters whose window ended are deleted on the way (an index on the expiry: no scan, a bounded cost).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from limits.storage import Storage
 
 SCHEME = "logto-sqlite"
 BUSY_TIMEOUT_SECONDS = 5.0
+EXPIRED_PER_CALL = 16  # counters whose window ended, deleted by each increment (more than one is ever added)
 
 
 class SqliteCounters(Storage):
@@ -31,10 +32,14 @@ class SqliteCounters(Storage):
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
         self.path = uri.split("://", 1)[1]
         self._local = threading.local()
-        self._connection().executescript(
-            "CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at REAL NOT NULL);"
-            "CREATE INDEX IF NOT EXISTS counters_by_expiry ON counters (expires_at);"
-        )
+        schema = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS)  # not kept: a gunicorn master forks after this
+        try:
+            schema.executescript(
+                "CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at REAL NOT NULL);"
+                "CREATE INDEX IF NOT EXISTS counters_by_expiry ON counters (expires_at);"
+            )
+        finally:
+            schema.close()
 
     @property
     def base_exceptions(self) -> type[Exception]:
@@ -55,7 +60,10 @@ class SqliteCounters(Storage):
         db = self._connection()
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("DELETE FROM counters WHERE expires_at <= ?", (now,))
+            db.execute(  # a few of the ended windows each time: no call waits for a big clean-up
+                "DELETE FROM counters WHERE key IN (SELECT key FROM counters WHERE expires_at <= ? LIMIT ?)",
+                (now, EXPIRED_PER_CALL),
+            )
             (value,) = db.execute(
                 "INSERT INTO counters (key, value, expires_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value RETURNING value",

@@ -2,7 +2,8 @@
 
 - `setup_limiter(app, store, data_dir)`: one `Limiter` per app. It counts per client address
   (`request.remote_addr`: the connection's; an app behind proxies says how many it trusts with Werkzeug's
-  `ProxyFix`, so a made-up `X-Forwarded-For` never buys a fresh allowance). Counters live where the
+  `ProxyFix`, so a made-up `X-Forwarded-For` never buys a fresh allowance; an IPv6 client counts per /64,
+  the block one subscriber gets, so a block's addresses do not each get one). Counters live where the
   sessions live: in their Redis with `SESSION_REDIS_URL` (every instance counts together), else in an
   SQLite file in `APP_DATA_DIR` that the machine's worker processes share (limit_storage.py).
   Flask-Limiter's own settings apply: `RATELIMIT_ENABLED` (default true), `RATELIMIT_STORAGE_URI`, ...
@@ -17,6 +18,7 @@ The unit's own limits are `UNIT_LIMITS`; a site adds its own with `check_limit` 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import math
 import time
@@ -34,12 +36,13 @@ from logto_auth.session_store import STORE_ERRORS, RedisStore, Store
 
 log = logging.getLogger("auth")
 LIMITER = "logto_auth_limiter"  # its key in app.extensions
-# Per client address. Sign-in starts count /sign-in and /sign-up together; the others are per route.
+# The unit's limits (client.py puts them on its routes): per client address, sign-in starts (/sign-in and
+# /sign-up together) and callbacks; sign-outs per person once signed in; refused back-channel logouts only.
 UNIT_LIMITS = {
     "RATELIMIT_SIGN_IN": "20 per minute",
     "RATELIMIT_CALLBACK": "60 per minute",
     "RATELIMIT_SIGN_OUT": "30 per minute",
-    "RATELIMIT_BACKCHANNEL_LOGOUT": "120 per minute",  # Logto's servers post these, for every user
+    "RATELIMIT_BACKCHANNEL_LOGOUT": "120 per minute",
 }
 TITLE = N_("Too many requests")
 MESSAGE = N_("You have done this too often in a short time. Please wait %(seconds)s seconds and try again.")
@@ -88,33 +91,72 @@ def setup_limiter(app: Flask, store: Store, data_dir: Path, redis_url: str) -> L
     strategy = config.setdefault("RATELIMIT_STRATEGY", "fixed-window")
     if config["RATELIMIT_STORAGE_URI"].startswith(SQLITE_SCHEME) and strategy != "fixed-window":
         raise ConfigError(f"RATELIMIT_STRATEGY={strategy!r} needs counters in Redis: set SESSION_REDIS_URL")
-    limiter = Limiter(client_address, app=app)
+    limiter = RouteLimiter(client_address, app=app)
     app.extensions[LIMITER] = limiter
+    logging.getLogger("flask-limiter").setLevel(logging.WARNING)  # its INFO line per refused request, client unquoted
     return limiter
 
 
+APP_WIDE_LIMITS = ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META")
+
+
+class RouteLimiter(Limiter):
+    """Flask-Limiter for limits put on routes (`limit_views`), which their own wrappers check.
+
+    Flask-Limiter also checks app-wide limits (default, application, meta and blueprint limits) before
+    every request; with none set, that check finds nothing at ~90 µs a request (a tenth of a signed-in
+    page), so it is skipped until an app sets one (by `APP_WIDE_LIMITS` or on this limiter).
+    """
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        if in_middleware and not self._has_app_wide_limits():
+            return
+        super()._check_request_limit(callable_name, in_middleware)
+
+    def _has_app_wide_limits(self) -> bool:
+        manager = self.limit_manager
+        return bool(
+            manager.default_limits or manager.application_limits or manager._blueprint_limits or self._meta_limits
+        )
+
+
 def client_address() -> str:
-    return request.remote_addr or "unknown"
+    """The client's address; an IPv6 one as its /64 (an IPv4 one mapped into IPv6 as itself)."""
+    address = request.remote_addr or "unknown"
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:  # e.g. a unix socket's
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{parsed}/64", strict=False))
+    return address
 
 
 def limit_views(
     app: Flask, endpoints: Iterable[str], setting: str, *, key: Callable[[], str] = client_address,
-    scope: str | None = None, check_csrf: bool = False,
+    scope: str | None = None, check_csrf: bool = False, refused_only: bool = False,
 ) -> None:
     """Limit these registered views to `app.config[setting]` per `key()`; with `scope`, all of them together.
 
     With `check_csrf`, the app-wide CSRF check (which runs before any view, and so before the limit)
-    skips them and they check the token themselves, after the limit has counted the request.
+    skips them and they check the token themselves, after the limit has counted the request. With
+    `refused_only`, only the answers that refused the request (4xx) count.
     """
     limiter: Limiter = app.extensions[LIMITER]
 
     def value() -> str:
         return str(current_app.config[setting])
 
+    def refused(response: Any) -> bool:
+        return 400 <= int(response.status_code) < 500
+
+    deduct_when = refused if refused_only else None
     if scope:
-        decorate = limiter.shared_limit(value, scope=scope, key_func=key)
+        decorate = limiter.shared_limit(value, scope=scope, key_func=key, deduct_when=deduct_when)
     else:
-        decorate = limiter.limit(value, key_func=key)
+        decorate = limiter.limit(value, key_func=key, deduct_when=deduct_when)
     for endpoint in endpoints:
         view: Callable[..., Any] = app.view_functions[endpoint]
         if check_csrf:

@@ -80,6 +80,7 @@ SIGN_IN_LIFETIME = timedelta(seconds=SIGN_IN_TIMEOUT_SECONDS)
 REDIS_CONNECT_TIMEOUT, REDIS_READ_TIMEOUT = 1.0, 2.0  # seconds: a dead Redis costs a request at most this
 LOCK_STRIPES = 1024  # FileStore: a fixed number of lock files, each shared by the names hashed to it
 SWEEP_INTERVAL_SECONDS = 60.0  # FileStore: how often each process looks for expired files
+SWEEPER_THREAD = "expired-file-sweeper"
 UNAVAILABLE_TITLE = N_("Session store unavailable")
 UNAVAILABLE_MESSAGE = N_("We could not reach the place where sign-ins are kept. Please try again in a moment.")
 
@@ -192,7 +193,7 @@ class ExpiredFileSweeper:
             cls._folders.add(folder)
             if cls._pid != os.getpid():  # a new process (e.g. a forked worker) starts its own thread
                 cls._pid = os.getpid()
-                threading.Thread(target=cls._run, name="expired-file-sweeper", daemon=True).start()
+                threading.Thread(target=cls._run, name=SWEEPER_THREAD, daemon=True).start()
 
     @classmethod
     def _run(cls) -> None:
@@ -201,9 +202,13 @@ class ExpiredFileSweeper:
             with cls._lock:
                 folders = list(cls._folders)
             for folder in folders:
+                if not folder.is_dir():  # deleted (an app's data folder that is gone): nothing to keep clean
+                    with cls._lock:
+                        cls._folders.discard(folder)
+                    continue
                 try:
                     sweep_if_due(folder, time.time())
-                except Exception as error:  # the thread must outlive a bad folder (e.g. deleted meanwhile)
+                except Exception as error:  # the thread must outlive a bad folder
                     log.warning("event=sweep-failed folder=%r cause=%s", folder.name, type(error).__name__)
 
 
@@ -270,7 +275,8 @@ def _flock(lock_file: BinaryIO, timeout: float) -> None:
 
 def refused_writes_fail(write: Callable[..., T]) -> Callable[..., T]:
     """A Redis that refuses writes because it cannot persist them (`MISCONF`, e.g. its disk is full) is a
-    store that cannot write, like one out of memory; redis-py gives that error no class of its own."""
+    store that cannot write, like one out of memory; redis-py gives that error no class of its own.
+    (`StoreRedis` applies this to every command; a MULTI/EXEC pipeline needs it on its own.)"""
 
     @wraps(write)
     def guarded(*args: Any, **kwargs: Any) -> T:
@@ -312,11 +318,9 @@ class RedisStore:
         value = self.client.get(self.PREFIX + key)
         return None if value is None else json.loads(value)
 
-    @refused_writes_fail
     def put(self, key: str, value: Any, ttl: int) -> None:
         self.client.set(self.PREFIX + key, json.dumps(value), ex=max(1, ttl))
 
-    @refused_writes_fail
     def put_new(self, key: str, value: Any, ttl: int) -> bool:
         return bool(self.client.set(self.PREFIX + key, json.dumps(value), ex=max(1, ttl), nx=True))
 
@@ -336,9 +340,18 @@ def _digest(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
+class StoreRedis(redis.Redis):
+    """redis-py's client, with a write Redis refuses to persist (MISCONF) as `StoreWriteFailed`: every
+    command goes through here (sessions, their deletion, locks), so none of them can end in a 500."""
+
+    @refused_writes_fail
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        return super().execute_command(*args, **options)
+
+
 def redis_client(url: str) -> redis.Redis:
     """A client that fails fast (1 s to connect, 2 s to answer, one retry on a fresh connection, no backoff)."""
-    return redis.Redis.from_url(
+    return StoreRedis.from_url(
         url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT, socket_timeout=REDIS_READ_TIMEOUT,
         retry=Retry(NoBackoff(), 1), health_check_interval=30,
     )
@@ -389,7 +402,6 @@ class _GuardedSessions(ServerSideSessionInterface):
 
 
 class RedisSessions(_GuardedSessions, RedisSessionInterface):
-    @refused_writes_fail
     def _upsert_session(self, lifetime: timedelta, session: ServerSideSession, store_id: str) -> None:
         self.client.set(
             store_id, self.serializer.encode(session), ex=int(session_lifetime(lifetime, session).total_seconds()),

@@ -8,8 +8,12 @@ through, to show what the stores do with it); test_rate_limits.py tests the limi
 
 from __future__ import annotations
 
+import fcntl
+import os
 import pickle
+import shutil
 import struct
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,10 +26,11 @@ import redis
 import requests
 from conftest import Stack, csrf_token_in, page_text, sign_in, start_stack
 from redis_server import RedisServer, start_redis
-from servers import served
+from servers import free_port, served, stop_process, wait_until
 
 from logto_auth.config import SIGN_IN_TIMEOUT_SECONDS
 from logto_auth.session_store import (
+    SWEEPER_THREAD,
     StoreWriteFailed,
     refused_writes_fail,
     sweep_expired,
@@ -286,9 +291,68 @@ def test_a_read_only_redis_gives_503_and_the_site_recovers_when_it_takes_writes_
         store.stack.stop()
 
 
-def test_a_redis_that_refuses_writes_it_cannot_persist_is_a_store_that_cannot_write() -> None:
-    """MISCONF (e.g. its disk is full while `stop-writes-on-bgsave-error` is on) has no class in redis-py."""
+@pytest.fixture
+def unpersisting_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis whose snapshots cannot be written (its folder is /sys): after a failed BGSAVE it refuses every
+    write with MISCONF, as a Redis whose disk is full does while `stop-writes-on-bgsave-error` is on."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server not found")
+        pytest.skip("redis-server not found: apt-get install redis-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [executable, "--port", str(port), "--bind", "127.0.0.1", "--dir", "/sys", "--save", "3600 1",
+         "--appendonly", "no", "--logfile", str(tmp_path / "redis.log")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    server = RedisServer(executable, tmp_path, port, process)
+    probe = server.client()
+    try:
+        assert wait_until(lambda: _answers(probe), lambda: process.poll() is None, 15), server.log_tail()
+        yield server
+    finally:
+        if process.poll() is None:
+            probe.config_set("save", "")  # else it refuses SIGTERM: it cannot write its final snapshot either
+        probe.close()
+        stop_process(process)
 
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.exceptions.RedisError:
+        return False
+
+
+def test_a_redis_that_cannot_persist_writes_gives_503_on_every_write_and_recovers(
+    unpersisting_redis: RedisServer, tmp_path: Path,
+) -> None:
+    """MISCONF has no class in redis-py: every command of the store's client turns it into StoreWriteFailed.
+    Sign-in, the refresh lock and sign-out (which deletes the session) all write."""
+    client = unpersisting_redis.client()
+    stack = start_stack(tmp_path / "site", SESSION_REDIS_URL=unpersisting_redis.url, access_token_ttl=30)
+    http = requests.Session()
+    try:
+        assert sign_in(stack, http, "misconf-ann").status_code == 302
+        home = http.get(stack.base_url + "/", timeout=15).text
+        client.bgsave()
+        assert wait_until(lambda: client.info("persistence")["rdb_last_bgsave_status"] == "err", lambda: True, 15)
+        with pytest.raises(redis.exceptions.ResponseError, match="MISCONF"):
+            client.set("probe", "1")
+        for answer in (
+            requests.get(stack.base_url + "/sign-in", allow_redirects=False, timeout=15),
+            http.get(stack.base_url + "/profile", allow_redirects=False, timeout=15),  # a refresh: its lock is a write
+            http.post(stack.base_url + "/sign-out", data={"csrf_token": csrf_token_in(home)}, allow_redirects=False, timeout=15),
+        ):
+            assert answer.status_code == 503 and "Session store unavailable" in page_text(answer.text)
+        client.config_set("stop-writes-on-bgsave-error", "no")
+        assert requests.get(stack.base_url + "/sign-in", allow_redirects=False, timeout=15).status_code == 302
+    finally:
+        stack.stop()
+
+
+def test_only_a_misconf_answer_is_a_refused_write() -> None:
     @refused_writes_fail
     def write(error: Exception) -> None:
         raise error
@@ -341,6 +405,9 @@ def test_the_sweeper_deletes_expired_files_and_nothing_else(tmp_path: Path) -> N
 def test_the_sweeper_runs_in_one_process_at_a_time_once_a_minute(tmp_path: Path) -> None:
     now = time.time()
     expiring_file(tmp_path, "old", int(now) - 1)
+    with open(tmp_path / ".swept", "a+b") as held:  # another process is sweeping
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert sweep_if_due(tmp_path, now) is None
     assert sweep_if_due(tmp_path, now) == 1
     expiring_file(tmp_path, "old2", int(now) - 1)
     assert sweep_if_due(tmp_path, now + 30) is None  # swept less than a minute ago
@@ -349,19 +416,25 @@ def test_the_sweeper_runs_in_one_process_at_a_time_once_a_minute(tmp_path: Path)
 
 def test_no_request_walks_the_session_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """cachelib's pruning walked every file once past its threshold; the store's folders have none now."""
-    import os
-
     store = site_on("files", tmp_path / "site", None)
+    # cachelib walks a folder when its threshold is passed (then on every write): the store's folders have none
+    assert store.stack.app.session_interface.cache._threshold == 0  # type: ignore[attr-defined]
+    assert store.stack.app.extensions["logto_auth"].store._cache._threshold == 0
 
     walked: list[str] = []
     real_listdir, real_scandir = os.listdir, os.scandir
 
+    def in_a_request() -> bool:  # the background sweeper may walk a folder at any time: that is its job
+        return threading.current_thread().name != SWEEPER_THREAD
+
     def listdir(path: Any = ".") -> list[str]:
-        walked.append(str(path))
+        if in_a_request():
+            walked.append(str(path))
         return real_listdir(path)
 
     def scandir(path: Any = ".") -> Any:
-        walked.append(str(path))
+        if in_a_request():
+            walked.append(str(path))
         return real_scandir(path)
 
     monkeypatch.setattr(os, "listdir", listdir)

@@ -176,6 +176,13 @@ def test_the_worker_processes_of_one_machine_count_together(tmp_path: Path) -> N
 
         assert wait_until(up, lambda: process.poll() is None, 60), "gunicorn did not start"
 
+        def both_workers_answer() -> bool:  # each has booted the site: the load below can reach both
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(lambda _: up(), range(4)))
+            return len({line.split()[0] for line in access_log.read_text().splitlines()}) == 2
+
+        assert wait_until(both_workers_answer, lambda: process.poll() is None, 60), "one gunicorn worker never answered"
+
         def start(_: int) -> int:
             return requests.get(f"http://localhost:{port}/sign-in", allow_redirects=False, timeout=30).status_code
 
@@ -186,3 +193,88 @@ def test_the_worker_processes_of_one_machine_count_together(tmp_path: Path) -> N
     assert statuses.count(429) == 10 and set(statuses) == {503, 429}, statuses
     workers = {line.split()[0] for line in access_log.read_text().splitlines() if line.endswith(("503", "429"))}
     assert len(workers) == 2, "the load did not reach both workers"
+
+
+def test_an_apps_own_app_wide_limits_still_apply(tmp_path: Path) -> None:
+    """The unit skips Flask-Limiter's app-wide check before every request only while no app-wide limit is set."""
+    from flask import Flask
+
+    from client import LogtoAuth
+    from settings import site_config
+
+    app = Flask("app_wide", root_path=str(tmp_path))  # no templates of its own: the unit's pages
+    app.config.update(site_config({"APP_DATA_DIR": str(tmp_path)}), RATELIMIT_DEFAULT="2 per minute")
+    LogtoAuth(app)
+
+    @app.get("/mine")
+    def mine() -> str:
+        return "mine"
+
+    client = app.test_client()
+    assert [client.get("/mine").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_an_ipv6_client_counts_per_64_block(tmp_path: Path) -> None:
+    """One subscriber gets a /64: its addresses share one allowance; another block has its own."""
+    app = create_app({"APP_DATA_DIR": str(tmp_path), **DEFAULTS, "RATELIMIT_SIGN_IN": "2 per minute"})
+    client = app.test_client()
+
+    def start(address: str) -> int:
+        return client.get("/sign-in", environ_base={"REMOTE_ADDR": address}).status_code
+
+    assert start("2001:db8:1:2::1") != 429 and start("2001:db8:1:2::ffff:7") != 429
+    assert start("2001:db8:1:2:aaaa::3") == 429  # the same /64
+    assert start("2001:db8:1:3::1") != 429  # the next /64
+    assert start("::ffff:192.0.2.1") != 429 and start("192.0.2.1") != 429 and start("192.0.2.1") == 429  # mapped IPv4
+
+
+def test_an_apps_own_blueprint_limit_still_applies(tmp_path: Path) -> None:
+    from flask import Blueprint, Flask
+
+    from client import LogtoAuth
+    from logto_auth.rate_limits import LIMITER
+    from settings import site_config
+
+    app = Flask("blueprint_limit", root_path=str(tmp_path))
+    app.config.update(site_config({"APP_DATA_DIR": str(tmp_path)}))
+    LogtoAuth(app)
+    mine = Blueprint("mine", __name__)
+
+    @mine.get("/mine")
+    def view() -> str:
+        return "mine"
+
+    app.extensions[LIMITER].limit("2 per minute")(mine)
+    app.register_blueprint(mine)
+    client = app.test_client()
+    assert [client.get("/mine").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_a_back_channel_logout_that_is_accepted_does_not_count(make_stack: Callable[..., Stack]) -> None:
+    """Logto's servers post every user's logouts from a few addresses: only refused ones count."""
+    from urllib.parse import urljoin
+
+    from conftest import forms_in
+
+    stack = make_stack(**{**DEFAULTS, "RATELIMIT_BACKCHANNEL_LOGOUT": "2 per minute"})
+    people = {name: requests.Session() for name in ("bcl-ann", "bcl-bob", "bcl-cy")}
+    for name, http in people.items():
+        assert sign_in(stack, http, name).status_code == 302
+        # sign out at the provider, as Logto's end-session page does: it posts the back-channel logout
+        url = f"{stack.provider.endpoint}/oidc/session/end?client_id=local-dev-site"
+        form = forms_in(http.get(url, timeout=15).text)[0]
+        http.post(urljoin(url, str(form["action"])), data=form["fields"], allow_redirects=False, timeout=15)
+    for http in people.values():  # three logouts delivered and accepted, over a limit of two
+        assert get(stack, "/profile", http).status_code == 302
+    assert [post(stack, "/backchannel-logout", {"logout_token": "junk"}).status_code for _ in range(3)] == [400, 400, 429]
+
+
+def test_an_untrusted_proxy_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import flask_app
+
+    flask_app._proxy_warned.clear()
+    client = create_app({"APP_DATA_DIR": str(tmp_path)}).test_client()
+    for _ in range(3):
+        client.get("/", headers={"X-Forwarded-For": "198.51.100.7"})
+    warnings = [record.getMessage() for record in caplog.records if "TRUSTED_PROXY_HOPS=0" in record.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("event=config-warning")
