@@ -11,8 +11,9 @@ AXE_INSTALLED := tests/a11y/node_modules/.package-lock.json
 dev: setup
 	$(VENV)/bin/flask --app flask_app dev
 
-# pytest's exit code 5 (no test collected) is a failure too.
+# ruff first (ruff.toml); pytest's exit code 5 (no test collected) is a failure too.
 test: setup
+	$(VENV)/bin/ruff check .
 	@status=0; $(PYTHON) -m pytest $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 

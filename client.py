@@ -44,8 +44,9 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
@@ -60,16 +61,35 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from logto_auth.backchannel import BadLogoutToken
 from logto_auth.config import AuthSettings, ConfigError, read_auth_settings
 from logto_auth.connection import (
-    USER_KEY, USERINFO_KEY, AuthFailure, BadCallback, Logto, LogtoUnavailable, SessionEnded,
-    SignedInUser, SignInRejected, access_token_due,
+    USER_KEY,
+    USERINFO_KEY,
+    AuthFailure,
+    BadCallback,
+    Logto,
+    LogtoUnavailable,
+    SessionEnded,
+    SignedInUser,
+    SignInRejected,
+    access_token_due,
 )
 from logto_auth.hub_token import (
-    HfTokenExpired, HfTokenNotSetUp, HfTokenNotStored, HfTokenUnavailable, drop_expired, session_hf_token,
+    HfTokenExpired,
+    HfTokenNotSetUp,
+    HfTokenNotStored,
+    HfTokenUnavailable,
+    drop_expired,
+    session_hf_token,
 )
 from logto_auth.i18n import N_, jinja_helpers, language_tag, translate
 from logto_auth.rate_limits import client_address, limit_views, setup_limiter, too_many_requests
 from logto_auth.session_store import (
-    STORE_ERRORS, Store, delete_sessions, holds_sign_in, refuse_without_store, session_interface, store_beside,
+    STORE_ERRORS,
+    Store,
+    delete_sessions,
+    holds_sign_in,
+    refuse_without_store,
+    session_interface,
+    store_beside,
     store_unavailable_page,
 )
 from logto_auth.token_refresh import TOKEN_KEYS

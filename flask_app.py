@@ -12,7 +12,8 @@ import os
 import re
 import secrets
 import threading
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import click
@@ -24,15 +25,15 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from client import ConfigError, LogtoAuth, login_required, signed_in_key
-from logto_auth.config import is_loopback_url
-from logto_auth.i18n import N_
-from logto_auth.rate_limits import check_limit, limit_views
-from flask_dev import dev_command
-from logto_cli import logto_cli
 import hub
 import languages
 import notes
+from client import ConfigError, LogtoAuth, login_required, signed_in_key
+from flask_dev import dev_command
+from logto_auth.config import is_loopback_url
+from logto_auth.i18n import N_
+from logto_auth.rate_limits import check_limit, limit_views
+from logto_cli import logto_cli
 from settings import HSTS, site_config, space_setup_needs
 from space_setup import setup_app
 
@@ -208,7 +209,10 @@ HTTP_ERRORS = {
     400: (N_("Request not understood"), N_("This request could not be understood. Please go back and try again.")),
     403: (N_("Not allowed"), N_("You are not allowed to open this page.")),
     404: (N_("Page not found"), N_("There is no page at this address. Check the link, or start again from the home page.")),
-    405: (N_("Not available this way"), N_("This address cannot be opened like that. Please use the buttons and links on the site's pages.")),
+    405: (
+        N_("Not available this way"),
+        N_("This address cannot be opened like that. Please use the buttons and links on the site's pages."),
+    ),
     413: (N_("Too large"), N_("What you sent is too large for this site.")),
     500: (N_("Something went wrong"), N_("Please try again in a moment.")),
     503: (N_("Temporarily unavailable"), N_("This part of the site cannot answer right now. Please try again in a moment.")),

@@ -185,7 +185,8 @@ def checked_text(raw: str) -> str:
         raise BadNote(translate(N_("A note needs some text.")))
     if len(text) > MAX_LENGTH:
         raise BadNote(translate(
-            N_("A note can have at most %(most)s characters; this one has %(count)s."), most=f"{MAX_LENGTH:,}", count=f"{len(text):,}",
+            N_("A note can have at most %(most)s characters; this one has %(count)s."),
+            most=f"{MAX_LENGTH:,}", count=f"{len(text):,}",
         ))
     if "\x00" in text:
         raise BadNote(translate(N_("A note cannot contain NUL characters.")))
@@ -268,7 +269,10 @@ def database_unavailable(error: SQLAlchemyError) -> tuple[str, int]:
     log.warning(
         "event=notes-db-unavailable path=%r user=%s cause=%r", request.path, user.sub if user else "-", _cause(error)
     )
-    return _page(503, N_("Notes unavailable"), N_("Your notes cannot be reached right now; nothing was changed. Please try again in a moment."))
+    return _page(
+        503, N_("Notes unavailable"),
+        N_("Your notes cannot be reached right now; nothing was changed. Please try again in a moment."),
+    )
 
 
 @blueprint.errorhandler(CSRFError)

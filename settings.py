@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from logto_auth.config import (
-    DEFAULT_BASE_URL, MAKE_SECRET_HINT, ConfigError, check_base_url, is_loopback_url, secret_key_problem, whole_number,
+    DEFAULT_BASE_URL,
+    MAKE_SECRET_HINT,
+    ConfigError,
+    check_base_url,
+    is_loopback_url,
+    secret_key_problem,
+    whole_number,
 )
 
 DEFAULT_APP_NAME = "Flask × Hugging Face"

@@ -7,8 +7,9 @@ every path answers 503 with the checklist (`/healthz` answers 200, so the Space 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Flask, g, render_template
 

@@ -39,9 +39,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 
@@ -50,8 +51,21 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from bench.bench_app import BENCH_COOKIE, PADDING_TEMPLATE, cookie_session_value, create_bench_app, pad_bare_template  # noqa: E402
 from bench.common import (  # noqa: E402
-    COOKIE_NAME, RESULTS_MD, THREADS, WORKERS, WRK_CONNECTIONS, WRK_THREADS, Cluster, SignIn, WrkResult, machine,
-    run_wrk, section, sign_in, start_cluster, stats,
+    COOKIE_NAME,
+    RESULTS_MD,
+    THREADS,
+    WORKERS,
+    WRK_CONNECTIONS,
+    WRK_THREADS,
+    Cluster,
+    SignIn,
+    WrkResult,
+    machine,
+    run_wrk,
+    section,
+    sign_in,
+    start_cluster,
+    stats,
 )
 from bench.profiling import RESULTS, Profiled, Tee, profile_pages  # noqa: E402
 from bench.scale import callback_in_process, cookie_sizes, stored_session  # noqa: E402
@@ -444,7 +458,8 @@ def markdown(run: Run, elapsed: float) -> str:
         "bare's worker CPU per request over the page's (higher is better, like × bare req/s), which other work on "
         "the machine moves less.",
         "",
-        "| page | req/s | × bare req/s | p50 ms | p99 ms | × bare p99 | worker CPU ms/req | × bare (CPU) | non-2xx/3xx | socket errors | provider requests |",
+        "| page | req/s | × bare req/s | p50 ms | p99 ms | × bare p99 | worker CPU ms/req | × bare (CPU) "
+        "| non-2xx/3xx | socket errors | provider requests |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for page in PAGES:

@@ -15,8 +15,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, render_template, request
 from flask.sessions import SecureCookieSessionInterface

@@ -24,9 +24,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 import requests
 
@@ -86,7 +86,8 @@ class Cluster:
 def start_cluster(tmp: Path, stores: Mapping[str, str], *, database_url: str = "", redis: RedisServer | None = None,
                   workers: int = WORKERS, threads: int = THREADS, test_controls: bool = True,
                   reuse_port: bool = False) -> Cluster:
-    """Redis (if a store is "redis" and `redis` is None), devidp and one gunicorn per entry of `stores` (name → "redis" | "files").
+    """Redis (if a store is "redis" and `redis` is None), devidp and one gunicorn per entry of `stores`
+    (name → "redis" | "files").
 
     The instances share the provider, FLASK_SECRET_KEY, the dev client secret and (for "redis") one Redis, but
     not APP_DATA_DIR, as separate machines would. The provider's back-channel logouts go to the first instance.
@@ -337,7 +338,8 @@ def machine() -> str:
         memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
     redis_version = ""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        found = re.search(r"v=(\S+)", subprocess.run(["redis-server", "--version"], capture_output=True, text=True, timeout=5).stdout)
+        version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, timeout=5).stdout
+        found = re.search(r"v=(\S+)", version)
         redis_version = f", Redis {found.group(1)}" if found else ""
     node = ""
     with contextlib.suppress(OSError, subprocess.SubprocessError):

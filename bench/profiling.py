@@ -14,8 +14,9 @@ import io
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from bench.common import COOKIE_NAME, ROOT
 

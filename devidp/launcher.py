@@ -31,10 +31,11 @@ import time
 import urllib.error
 import urllib.request
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 DEVIDP_DIR = Path(__file__).resolve().parent
 READY_TIMEOUT = 15.0

@@ -15,7 +15,8 @@ ID token); never a `nonce`.
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jwt
 
@@ -48,7 +49,9 @@ def unverified_header(token: Any) -> dict[str, Any]:
     return header
 
 
-def check_logout_token(token: str, key: jwt.PyJWK | None, *, issuer: str, client_id: str, now: float | None = None) -> dict[str, Any]:
+def check_logout_token(
+    token: str, key: jwt.PyJWK | None, *, issuer: str, client_id: str, now: float | None = None,
+) -> dict[str, Any]:
     """The claims of a valid logout token for `client_id` from `issuer`, or `BadLogoutToken`."""
     unverified_header(token)
     if key is None:

@@ -7,10 +7,11 @@ the same keys from the environment (settings.py), so a key's name is also its en
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_BASE_URL = "http://localhost:3000"
@@ -57,10 +58,6 @@ class AuthSettings:
     @property
     def is_https(self) -> bool:
         return self.app_base_url.startswith("https://")
-
-    @property
-    def is_local(self) -> bool:
-        return is_loopback_url(self.app_base_url)
 
     @property
     def issuer(self) -> str:
@@ -154,7 +151,7 @@ def is_private_url(url: str) -> bool:
 def check_base_url(url: str) -> str:
     parts = urlsplit(url)
     try:
-        parts.port
+        _ = parts.port  # reading it checks it
     except ValueError:
         raise ConfigError(f"APP_BASE_URL={url!r} has a bad port: use e.g. http://localhost:3000") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -174,8 +171,7 @@ def check_redis_url(url: str) -> str:
         return ""
     try:
         parts = urlsplit(url)
-        password, host = parts.password, parts.hostname
-        parts.port
+        password, host, _ = parts.password, parts.hostname, parts.port  # reading the port checks it
     except ValueError:
         raise ConfigError("SESSION_REDIS_URL is not a Redis URL: use e.g. redis://localhost:6379/0") from None
     shown = repr(url.replace(password, "***") if password else url)

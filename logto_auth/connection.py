@@ -19,12 +19,12 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
-import pydantic
 from flask import session
 from logto import LogtoClient, LogtoConfig, LogtoException, Storage
 from logto.LogtoClient import SignInSession
@@ -34,7 +34,7 @@ from logto_auth.config import SIGN_IN_TIMEOUT_SECONDS, AuthSettings
 from logto_auth.i18n import N_
 from logto_auth.oidc_core import ProviderError, SingleFlight, StrictOidcCore, check_discovery
 from logto_auth.session_store import FileStore, Store
-from logto_auth.token_refresh import TOKEN_KEYS, RefreshGuard
+from logto_auth.token_refresh import RefreshGuard
 
 T = TypeVar("T")
 
@@ -231,7 +231,7 @@ class Logto:
         timeout = min(timeout or self.settings.logto_timeout, self.settings.logto_timeout)
         try:
             return await asyncio.wait_for(awaitable, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _unavailable(step, f"no answer within {timeout:g}s") from None
         except LogtoException as error:
             raise _rejection(step, _oauth_error(str(error))) from None
@@ -328,7 +328,9 @@ class Logto:
                     raise SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), "refresh: no refresh token")
                 id_token = client.getIdToken()  # a refresh may have replaced it; the SDK verified the new one
                 if id_token is None or jwt.decode(id_token, options={"verify_signature": False}).get("sub") != sub:
-                    raise SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), "refresh: another user's ID token")
+                    raise SessionEnded(
+                        N_("Your sign-in is no longer valid. Please sign in again."), "refresh: another user's ID token"
+                    )
                 userinfo = await self._userinfo(client, {"sub": sub})
         except TimeoutError:
             raise _unavailable("refresh", "another refresh of this session did not finish") from None

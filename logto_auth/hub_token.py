@@ -20,12 +20,19 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from logto import LogtoException
 
 from logto_auth.connection import (  # noqa: F401  (current_access_token: re-exported)
-    AuthFailure, Logto, SessionEnded, _safe_code, _unavailable, access_token_due, current_access_token,
+    AuthFailure,
+    Logto,
+    SessionEnded,
+    _safe_code,
+    _unavailable,
+    access_token_due,
+    current_access_token,
 )
 from logto_auth.i18n import N_
 from logto_auth.oidc_core import fetch_json

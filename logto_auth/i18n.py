@@ -8,7 +8,8 @@ Flask-Babel provides; without it, `jinja_helpers()` gives them this module's `tr
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import current_app
 

@@ -21,16 +21,17 @@ import json
 import re
 import threading
 import time
-from typing import Any, Awaitable, Callable, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 import jwt
 import pydantic
 from logto import LogtoException
-from logto.OidcCore import OidcCore
 from logto.models.oidc import IdTokenClaims, OidcProviderMetadata
 from logto.models.response import TokenResponse, UserInfoResponse
+from logto.OidcCore import OidcCore
 from logto.utilities import removeFalsyKeys
 
 MAX_BODY_BYTES = 1024 * 1024

@@ -22,8 +22,9 @@ import ipaddress
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable, MutableMapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, MutableMapping
+from typing import Any
 
 import limits
 from flask import Flask, current_app, render_template, request

@@ -35,11 +35,12 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Mapping, Protocol, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 import redis
 from cachelib import FileSystemCache
@@ -398,7 +399,7 @@ class _GuardedSessions(ServerSideSessionInterface):
         """The cookie lasts as long as the stored session (15 minutes unless signed in)."""
         if not session.permanent:
             return None
-        return datetime.now(timezone.utc) + session_lifetime(app.permanent_session_lifetime, session)
+        return datetime.now(UTC) + session_lifetime(app.permanent_session_lifetime, session)
 
 
 class RedisSessions(_GuardedSessions, RedisSessionInterface):

@@ -11,8 +11,8 @@ replace; the others adopt them instead of refreshing again (their copy of the se
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from logto import Storage
 

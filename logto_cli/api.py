@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import functools
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import click
 import requests
 
 from logto_auth.config import (
-    DEFAULT_DIRECT_SIGN_IN, DEFAULT_SCOPES, ConfigError, backchannel_logout_uri, check_endpoint, issuer,
-    post_sign_out_uri, redirect_uri,
+    DEFAULT_DIRECT_SIGN_IN,
+    DEFAULT_SCOPES,
+    ConfigError,
+    backchannel_logout_uri,
+    check_endpoint,
+    issuer,
+    post_sign_out_uri,
+    redirect_uri,
 )
 from settings import site_config
 
@@ -54,8 +61,6 @@ class AdminEnv:
     secret_key: str
     data_dir: Path
     direct_sign_in: str
-    hf_client_id: str
-    hf_client_secret: str
     scopes: tuple[str, ...] = tuple(DEFAULT_SCOPES.split())  # LOGTO_SCOPES, as the site asks Logto for them
 
     @property
@@ -117,8 +122,6 @@ def admin_env(config: Mapping[str, Any], environ: Mapping[str, str]) -> AdminEnv
         secret_key=environ.get("FLASK_SECRET_KEY", "").strip(),  # as the site reads it; see read_site_config
         data_dir=Path(config["APP_DATA_DIR"]),
         direct_sign_in=DEFAULT_DIRECT_SIGN_IN if direct_sign_in is None else direct_sign_in,
-        hf_client_id=config["HF_CLIENT_ID"],
-        hf_client_secret=config["HF_CLIENT_SECRET"],
         scopes=tuple((config["LOGTO_SCOPES"] or DEFAULT_SCOPES).split()),
     )
 

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
 from harness import (  # noqa: F401  (re-exported for the tests)
-    Stack, csrf_token_in, follow_to_callback, forms_in, page_text, sign_in, start_sign_in, start_stack,
+    Stack,
+    csrf_token_in,
+    follow_to_callback,
+    forms_in,
+    page_text,
+    sign_in,
+    start_sign_in,
+    start_stack,
 )
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

@@ -16,18 +16,17 @@ import struct
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import redis
 import requests
-from conftest import Stack, csrf_token_in, page_text, sign_in, start_stack
-from redis_server import RedisServer, start_redis
-from servers import free_port, served, stop_process, wait_until
 
+from conftest import Stack, csrf_token_in, page_text, sign_in, start_stack
 from logto_auth.config import SIGN_IN_TIMEOUT_SECONDS
 from logto_auth.session_store import (
     SWEEPER_THREAD,
@@ -36,6 +35,8 @@ from logto_auth.session_store import (
     sweep_expired,
     sweep_if_due,
 )
+from redis_server import RedisServer, start_redis
+from servers import free_port, served, stop_process, wait_until
 
 LIFETIME = 3 * 24 * 3600  # SESSION_LIFETIME of these stacks: far from the 15-minute sign-in timeout
 FLOOD = 2000  # anonymous sign-in starts per store

@@ -7,9 +7,10 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -135,7 +136,8 @@ def test_on_a_space_sign_in_leaves_the_frame_and_completes_top_level(make_stack,
         return create_app({
             **env, "SPACE_ID": "me/site", "SPACE_HOST": "me-site.hf.space", "FRAME_ANCESTORS": framer_origin,
             "LOGTO_ENDPOINT": f"http://localhost:{env['DEVIDP_PORT']}", "LOGTO_APP_ID": DEV_APP_ID,
-            "LOGTO_APP_SECRET": dev_client_secret(Path(env["APP_DATA_DIR"])), "FLASK_SECRET_KEY": "space-" + "0123456789abcdef" * 2,
+            "LOGTO_APP_SECRET": dev_client_secret(Path(env["APP_DATA_DIR"])),
+            "FLASK_SECRET_KEY": "space-" + "0123456789abcdef" * 2,
         })
 
     stack = make_stack(make_app=space_site)
@@ -181,7 +183,8 @@ WORDS = {  # a few of each language's words, to find things by and to see that t
 }
 WIDER_THAN_THE_SCREEN = """() => {
   const root = document.documentElement;
-  const wide = [...document.querySelectorAll('body *')].filter((element) => element.getBoundingClientRect().right > root.clientWidth)
+  const wide = [...document.querySelectorAll('body *')]
+    .filter((element) => element.getBoundingClientRect().right > root.clientWidth)
     .slice(0, 5).map((element) => `${element.tagName.toLowerCase()}.${element.className}`);
   return [root.scrollWidth, root.clientWidth, wide];
 }"""
@@ -374,7 +377,9 @@ def test_the_language_switcher_works_by_keyboard_and_outlasts_signing_in_and_out
             page.keyboard.press("Tab")
             if page.evaluate("() => document.activeElement.matches('.language-menu > summary')"):
                 break
-        focused = page.evaluate("() => { const s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth]; }")
+        focused = page.evaluate(
+            "() => { const s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth]; }"
+        )
         assert focused[0] != "none" and float(focused[1].rstrip("px")) >= 2, f"no visible focus: {focused}"
         page.keyboard.press("Enter")
         expect(page.locator(".language-menu")).to_have_attribute("open", "")

@@ -16,9 +16,10 @@ import re
 import secrets
 import signal
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import jwt
@@ -26,9 +27,9 @@ import pytest
 import requests
 from logto import LogtoClient, LogtoConfig, LogtoException
 
-from logto_auth.connection import DictStorage
 from devidp import DEVIDP_DIR, RunningProvider, ensure_installed, start_provider
 from harness import follow_to_callback, forms_in
+from logto_auth.connection import DictStorage
 
 CLIENT_ID = "devidp-test-app"
 CLIENT_SECRET = "devidp-test-secret"

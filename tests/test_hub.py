@@ -14,23 +14,30 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
 from pytest_httpserver import HTTPServer
+from test_session_life import stored_session, token_values
 from werkzeug import Response
 
 from conftest import Stack, forms_in, page_text, sign_in, start_stack
 from harness import auth_settings
 from logto_auth.connection import Logto, LogtoUnavailable, SessionEnded, SignedInUser
 from logto_auth.hub_token import (
-    HF_TOKEN_KEY, HfTokenExpired, HfTokenNotSetUp, HfTokenNotStored, current_access_token, fetch_hf_token, kept_token,
+    HF_TOKEN_KEY,
+    HfTokenExpired,
+    HfTokenNotSetUp,
+    HfTokenNotStored,
+    current_access_token,
+    fetch_hf_token,
+    kept_token,
     refusal,
 )
 from logto_auth.oidc_core import MAX_BODY_BYTES
-from test_session_life import stored_session, token_values
 
 FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "logto" / "account-api.json").read_text())
 REPLIES = FIXTURES["replies"]

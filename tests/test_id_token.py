@@ -10,13 +10,12 @@ from pathlib import Path
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from logto import LogtoException
 from logto.models.oidc import OidcProviderMetadata
 
-from logto import LogtoException
-
+from harness import auth_settings
 from logto_auth.connection import Logto, LogtoUnavailable, SessionEnded, SignInRejected
 from logto_auth.oidc_core import ProviderError, ResponseTooLarge, StrictOidcCore
-from harness import auth_settings
 
 ISSUER = "http://localhost:3001/oidc"
 APP_ID = "local-dev-site"
@@ -117,7 +116,7 @@ def logto(tmp_path) -> Logto:
         ("token", LogtoException("[" * 100000), LogtoUnavailable, "not OAuth JSON"),
         ("token", ProviderError("not JSON"), LogtoUnavailable, "not JSON"),
         ("token", ProviderError("ConnectionResetError"), LogtoUnavailable, "ConnectionResetError"),
-        ("token", asyncio.TimeoutError(), LogtoUnavailable, "no answer within 1s"),
+        ("token", TimeoutError(), LogtoUnavailable, "no answer within 1s"),
     ],
 )
 def test_every_failure_becomes_a_page(logto, step, error, expected, cause):

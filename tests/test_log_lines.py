@@ -12,16 +12,16 @@ import io
 import logging
 import re
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
-from conftest import Stack, start_stack
 from flask import request
-from harness import ROOMY_LIMITS
 
+from conftest import Stack, start_stack
 from flask_app import create_app
+from harness import ROOMY_LIMITS
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # flask_app._configure_logging's
 FORGED = "2026-12-07 13:50:00,000 INFO auth: event=sign-in user=admin"

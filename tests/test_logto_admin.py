@@ -13,9 +13,10 @@ import json
 import re
 import stat
 import time
+from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import werkzeug.serving
@@ -280,7 +281,7 @@ def test_first_run_creates_everything_and_second_run_changes_nothing(fake: FakeL
         }),
         ("GET", f"/api/applications/{NEW_APP_ID}/secrets", None),
     ]
-    assert f'✓ create Traditional web app "Flask site"' in first.output
+    assert '✓ create Traditional web app "Flask site"' in first.output
     assert f"→ id {NEW_APP_ID}\n" in first.output and f"→ id {CONNECTOR_ID}\n" in first.output
     assert f"App id: {NEW_APP_ID}" in first.output
     assert f"{fake.endpoint}/callback/{CONNECTOR_ID}" in first.output
@@ -545,7 +546,7 @@ def test_doctor_reports_each_problem_with_its_fix(fake: FakeLogto, tmp_path: Pat
         ("LOGTO_DIRECT_SIGN_IN=social:github: no connector has target 'github'", "=social:huggingface"),
     ]
     assert len(found) == len(expected), result.output
-    for (line, fix), (problem, hint) in zip(found, expected):
+    for (line, fix), (problem, hint) in zip(found, expected, strict=False):
         assert problem in line
         assert fix.startswith("    fix: ") and hint in fix
     assert "! sign-up asks for a username" in result.output

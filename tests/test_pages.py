@@ -59,12 +59,14 @@ def test_the_favicon_is_linked_and_answers_at_favicon_ico_too(app):
 
 
 @pytest.mark.parametrize("path, status, title", [
-    ("/no-such-page", 404, "Page not found"), ("/sign-out", 405, "Not available this way"), ("/boom", 500, "Something went wrong"),
+    ("/no-such-page", 404, "Page not found"), ("/sign-out", 405, "Not available this way"),
+    ("/boom", 500, "Something went wrong"),
 ])
 def test_error_pages_are_the_sites_own_and_offer_sign_in_where_it_makes_sense(app, path, status, title):
     page = get(app, path)
     assert page.status_code == status and f"<h1>{title}</h1>" in page.text and f"Error {status}" in page.text
-    assert "The requested URL" not in page.text and "Werkzeug" not in page.text and "not allowed for the requested URL" not in page.text
+    assert "The requested URL" not in page.text and "Werkzeug" not in page.text
+    assert "not allowed for the requested URL" not in page.text
     main = page.text.split('<main id="content" class="card">')[1]
     assert ('href="/sign-in"' in main) == (status != 500)
     assert '<link rel="stylesheet" href="/static/site.css">' in page.text

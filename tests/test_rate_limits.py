@@ -13,18 +13,18 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import requests
-from conftest import Stack, csrf_token_in, page_text, sign_in
-from harness import ROOMY_LIMITS
-from servers import free_port, stop_process, wait_until
 
+from conftest import Stack, csrf_token_in, page_text, sign_in
 from flask_app import create_app
+from harness import ROOMY_LIMITS
 from logto_auth.config import ConfigError
+from servers import free_port, stop_process, wait_until
 
 DEFAULTS = {name: "" for name in ROOMY_LIMITS}  # empty: the default limit
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,9 @@ def get(stack: Stack, path: str, http: requests.Session | None = None, **headers
     return (http or requests).get(stack.base_url + path, headers=headers, allow_redirects=False, timeout=15)
 
 
-def post(stack: Stack, path: str, data: dict[str, str], http: requests.Session | None = None, **headers: str) -> requests.Response:
+def post(
+    stack: Stack, path: str, data: dict[str, str], http: requests.Session | None = None, **headers: str,
+) -> requests.Response:
     return (http or requests).post(stack.base_url + path, data=data, headers=headers, allow_redirects=False, timeout=15)
 
 
@@ -69,7 +71,9 @@ def test_sign_in_starts_are_20_a_minute_per_address_and_the_21st_is_a_429_in_the
     ("RATELIMIT_BACKCHANNEL_LOGOUT", lambda stack: post(stack, "/backchannel-logout", {"logout_token": "junk"})),
     ("RATELIMIT_LANGUAGE", lambda stack: post(stack, "/language", {"lang": "xx"})),
 ])
-def test_refused_requests_count_too(make_stack: Callable[..., Stack], setting: str, send: Callable[[Stack], requests.Response]) -> None:
+def test_refused_requests_count_too(
+    make_stack: Callable[..., Stack], setting: str, send: Callable[[Stack], requests.Response],
+) -> None:
     """A forged callback, a sign-out without a valid CSRF token, a junk logout token, a bad language: each is
     refused (400), and counted before the check that refuses it, so the 4th of a 3-a-minute limit is a 429."""
     stack = make_stack(**{**DEFAULTS, setting: "3 per minute"})

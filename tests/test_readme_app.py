@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import csrf_token_in, follow_to_callback, forms_in
+from conftest import csrf_token_in, follow_to_callback
 from devidp.launcher import ensure_installed, start_provider
 
 ROOT = Path(__file__).resolve().parent.parent

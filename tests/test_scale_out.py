@@ -18,10 +18,11 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urljoin
 
 import jwt
@@ -80,7 +81,7 @@ def start_pair(base: Path, redis: RedisServer) -> Pair:
     shutil.copy(data_dirs[0] / "devidp" / "client_secret", data_dirs[1] / "devidp" / "client_secret")
     key = secrets.token_hex(32)
     stacks = []
-    for late, server, url, data_dir in zip(lates, servers, urls, data_dirs):
+    for late, server, url, data_dir in zip(lates, servers, urls, data_dirs, strict=True):
         late.app = create_app({
             "APP_BASE_URL": url, "APP_DATA_DIR": str(data_dir), "DEVIDP_PORT": str(provider.port),
             "SESSION_REDIS_URL": redis.url, "FLASK_SECRET_KEY": key, "SESSION_LIFETIME": str(LIFETIME), **ROOMY_LIMITS,

@@ -9,7 +9,7 @@ import re
 import pytest
 import requests
 
-from conftest import Stack, csrf_token_in, follow_to_callback, forms_in, sign_in, start_sign_in
+from conftest import Stack, csrf_token_in, follow_to_callback, sign_in, start_sign_in
 
 
 def stored_session(stack: Stack, http: requests.Session) -> dict:

@@ -11,18 +11,18 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from logto.models.oidc import OidcProviderMetadata
 
+from harness import auth_settings
 from logto_auth import oidc_core
 from logto_auth.connection import Logto
 from logto_auth.oidc_core import SingleFlight, StrictOidcCore
-from harness import auth_settings
 
 CALLERS = 8
 METADATA = json.loads((Path(__file__).parent / "fixtures/discovery.json").read_text())

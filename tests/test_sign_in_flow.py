@@ -176,7 +176,8 @@ def test_callback_with_state_but_no_code(stack: Stack):
     http = requests.Session()
     callback_url = follow_to_callback(http, start_sign_in(stack, http), stack.base_url, username="judy")
     query = parse_qs(urlsplit(callback_url).query)
-    response = http.get(f"{stack.base_url}/callback?" + urlencode({"state": query["state"][0], "iss": query["iss"][0]}), timeout=10)
+    no_code = urlencode({"state": query["state"][0], "iss": query["iss"][0]})
+    response = http.get(f"{stack.base_url}/callback?" + no_code, timeout=10)
     assert response.status_code == 400 and "no authorization code" in response.text
 
 

@@ -14,7 +14,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_session.base import ServerSideSessionInterface
 
 from client import ConfigError, LogtoAuth, current_user, login_required
-from conftest import Stack, csrf_token_in, follow_to_callback, forms_in, page_text, sign_in, start_sign_in
+from conftest import Stack, csrf_token_in, follow_to_callback, page_text, sign_in, start_sign_in
 from logto_auth import connection
 from settings import site_config
 

@@ -30,8 +30,9 @@ def app(tmp_path, monkeypatch):
     import json
     from pathlib import Path
 
-    from logto_auth.oidc_core import StrictOidcCore
     from logto.models.oidc import OidcProviderMetadata
+
+    from logto_auth.oidc_core import StrictOidcCore
 
     metadata = OidcProviderMetadata(**json.loads((Path(__file__).parent / "fixtures/discovery.json").read_text()))
 
