@@ -11,9 +11,11 @@ AXE_INSTALLED := tests/a11y/node_modules/.package-lock.json
 dev: setup
 	$(VENV)/bin/flask --app flask_app dev
 
-# ruff first (ruff.toml); pytest's exit code 5 (no test collected) is a failure too.
+# ruff (ruff.toml) and mypy --strict on the sign-in unit (mypy.ini) first; pytest's exit code 5 (no test
+# collected) is a failure too.
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	@status=0; $(PYTHON) -m pytest $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 

@@ -181,7 +181,7 @@ def _signed_in(step: str) -> SignedInUser:
 async def _refresh_session(user: SignedInUser) -> dict[str, Any]:
     """Refresh the session's tokens (one refresh at a time, for the same user); store and return the new userinfo."""
     tokens = {key: session.get(f"logto.{key}") for key in TOKEN_KEYS}
-    new_tokens, userinfo = await _logto().refresh(session.sid, tokens, user.sub)
+    new_tokens, userinfo = await _logto().refresh(_session_id(), tokens, user.sub)
     for key in TOKEN_KEYS:
         session[f"logto.{key}"] = new_tokens.get(key)
     id_claims = jwt.decode(new_tokens["idToken"], options={"verify_signature": False})  # verified in refresh
@@ -201,7 +201,8 @@ def current_user() -> SignedInUser | None:
     """The signed-in user, from the session alone (no SDK client, no network), or None."""
     if _USER_CACHE not in g:
         setattr(g, _USER_CACHE, SignedInUser.from_session(session.get(USER_KEY)) if holds_sign_in(session) else None)
-    return getattr(g, _USER_CACHE)
+    user: SignedInUser | None = getattr(g, _USER_CACHE)
+    return user
 
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -263,9 +264,9 @@ async def callback() -> Any:
             session[f"logto.{key}"] = tokens.get(key)
     session[USER_KEY] = asdict(user)
     session[USERINFO_KEY] = userinfo
-    current_app.session_interface.regenerate(session)  # no session fixation
-    id_claims = jwt.decode(tokens.get("idToken"), options={"verify_signature": False})  # verified in finish_sign_in
-    _logto().sign_ins.remember(session.sid, id_claims)  # for back-channel logouts
+    _renew_session_id()  # no session fixation
+    id_claims = jwt.decode(tokens.data["idToken"], options={"verify_signature": False})  # verified in finish_sign_in
+    _logto().sign_ins.remember(_session_id(), id_claims)  # for back-channel logouts
     g.pop(_USER_CACHE, None)
     log.info("event=sign-in user=%s", user.sub)
     return redirect(safe_next(next_path))
@@ -280,7 +281,7 @@ async def sign_out() -> Any:
     session.clear()
     g.pop(_USER_CACHE, None)
     flash(translate(N_("You are signed out.")), "signed-out")
-    current_app.session_interface.regenerate(session)  # the flash's session is not the one a back-channel logout ends
+    _renew_session_id()  # the flash's session is not the one a back-channel logout ends
     if user is None:
         return redirect(_logto().settings.post_sign_out_uri)
     log.info("event=sign-out user=%s", user.sub)
@@ -361,7 +362,20 @@ def template_helpers() -> dict[str, Any]:
 
 
 def _logto() -> Logto:
-    return current_app.extensions["logto_auth"]
+    logto: Logto = current_app.extensions["logto_auth"]
+    return logto
+
+
+def _session_id() -> str:
+    """This request's server-side session id (Flask-Session's), under which the store files what it keeps."""
+    server_side: Any = session
+    return str(server_side.sid)
+
+
+def _renew_session_id() -> None:
+    """A new id for this session (Flask-Session's `regenerate`): the old id stops working."""
+    interface: Any = current_app.session_interface
+    interface.regenerate(session)
 
 
 def _server_side_sessions(app: Flask, settings: AuthSettings) -> Store:

@@ -74,7 +74,7 @@ class LogtoUnavailable(AuthFailure):
     status, title = 503, N_("Identity service unavailable")
 
 
-class SessionStorage(Storage):
+class SessionStorage(Storage):  # type: ignore[misc]  # the base is from a package without type information
     """The SDK's storage on the (server-side) Flask session, under `logto.*` keys."""
 
     def get(self, key: str) -> str | None:
@@ -87,7 +87,7 @@ class SessionStorage(Storage):
         session.pop(f"logto.{key}", None)
 
 
-class DictStorage(Storage):
+class DictStorage(Storage):  # type: ignore[misc]  # the base is from a package without type information
     """Scratch storage: SDK calls work here and only a complete result is copied to the session."""
 
     def __init__(self, data: Mapping[str, str | None] | None = None) -> None:
@@ -122,8 +122,10 @@ class SignedInUser:
     @classmethod
     def from_claims(cls, id_claims: Mapping[str, Any], userinfo: Mapping[str, Any]) -> SignedInUser:
         details = huggingface_details(userinfo)
-        raw = details.get("rawData") if isinstance(details.get("rawData"), dict) else {}
-        identity = userinfo.get("identities", {}).get("huggingface") if isinstance(userinfo.get("identities"), dict) else None
+        raw_data = details.get("rawData")
+        raw: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+        identities = userinfo.get("identities")
+        identity = identities.get("huggingface") if isinstance(identities, dict) else None
         return cls(
             sub=str(id_claims["sub"]),
             name=_text(userinfo.get("name")) or _text(id_claims.get("name")),
@@ -141,7 +143,8 @@ class SignedInUser:
         if not isinstance(stored, dict):
             return None
         try:
-            return cls(**{name: stored.get(name) for name in cls.__dataclass_fields__})
+            fields: dict[str, Any] = {name: stored.get(name) for name in cls.__dataclass_fields__}
+            return cls(**fields)
         except TypeError:
             return None
 
@@ -170,7 +173,7 @@ def _https_url(value: Any) -> str | None:
     return value if parts and parts.scheme == "https" and parts.hostname else None
 
 
-class SiteLogtoClient(LogtoClient):
+class SiteLogtoClient(LogtoClient):  # type: ignore[misc]  # the base is from a package without type information
     """`LogtoClient` that shares one OIDC core (discovery + JWKS) per process instead of one per instance."""
 
     def __init__(self, logto: Logto, storage: Storage) -> None:
@@ -344,7 +347,8 @@ class Logto:
         userinfo = await self.guarded("userinfo", core.fetchUserInfo(access_token))
         if userinfo.sub != id_claims.get("sub"):
             raise SignInRejected(N_("The sign-in could not be verified. Please try again."), "userinfo sub mismatch")
-        return userinfo.model_dump()
+        info: dict[str, Any] = userinfo.model_dump()
+        return info
 
     async def sign_out_url(self) -> str:
         return await self.guarded("sign-out", self.client(DictStorage()).signOut(self.settings.post_sign_out_uri))
@@ -382,7 +386,8 @@ def current_access_token(stored_map: str | None, *, check_expiry: bool = True, n
     expires_at = entry.get("expiresAt")
     if check_expiry and (not isinstance(expires_at, int) or expires_at < (time.time() if now is None else now)):
         return None
-    return entry["token"]
+    token: str = entry["token"]
+    return token
 
 
 def access_token_due(stored_map: str | None, now: float | None = None) -> bool:
@@ -403,7 +408,7 @@ def _pending() -> dict[str, dict[str, Any]]:
 
 
 def _expired(entry: Mapping[str, Any]) -> bool:
-    return time.time() - entry["started"] > SIGN_IN_TIMEOUT_SECONDS
+    return bool(time.time() - entry["started"] > SIGN_IN_TIMEOUT_SECONDS)
 
 
 def _single(query: Mapping[str, list[str]], name: str) -> str | None:

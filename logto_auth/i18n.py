@@ -24,7 +24,7 @@ def translate(message: str, **variables: Any) -> str:
     if "babel" in current_app.extensions:
         from flask_babel import gettext
 
-        return gettext(message, **variables)
+        return str(gettext(message, **variables))
     return message % variables if variables else message
 
 

@@ -135,13 +135,13 @@ class SingleFlight(Generic[T]):
             self._flight = None
 
 
-class LogtoProviderMetadata(OidcProviderMetadata):
+class LogtoProviderMetadata(OidcProviderMetadata):  # type: ignore[misc]  # the base is from a package without type information
     """The SDK's discovery model plus the revocation endpoint (RFC 7009), which Logto lists and the SDK drops."""
 
     revocation_endpoint: str | None = None
 
 
-class StrictOidcCore(OidcCore):
+class StrictOidcCore(OidcCore):  # type: ignore[misc]  # the base is from a package without type information
     metadata: LogtoProviderMetadata
 
     def __init__(self, metadata: OidcProviderMetadata) -> None:

@@ -328,10 +328,13 @@ class RedisStore:
     @refused_writes_fail
     def add_to_set(self, key: str, member: str, ttl: int) -> None:
         with self.client.pipeline() as pipe:  # MULTI/EXEC: the set never exists without its expiry
-            pipe.sadd(self.PREFIX + key, member).expire(self.PREFIX + key, max(1, ttl)).execute()
+            pipe.sadd(self.PREFIX + key, member)
+            pipe.expire(self.PREFIX + key, max(1, ttl))
+            pipe.execute()
 
     def members(self, key: str) -> set[str]:
-        return {member.decode() for member in self.client.smembers(self.PREFIX + key)}
+        members: set[bytes] = self.client.smembers(self.PREFIX + key)  # type: ignore[assignment]  # bytes: no decode_responses
+        return {member.decode() for member in members}
 
     def delete(self, key: str) -> None:
         self.client.delete(self.PREFIX + key)
@@ -347,7 +350,7 @@ class StoreRedis(redis.Redis):
 
     @refused_writes_fail
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        return super().execute_command(*args, **options)
+        return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -361,7 +364,7 @@ def redis_client(url: str) -> redis.Redis:
 # The session interfaces
 
 
-class _GuardedSessions(ServerSideSessionInterface):
+class _GuardedSessions(ServerSideSessionInterface):  # type: ignore[misc]  # the base is from a package without type information
     """Flask-Session's interface, made safe for a session store that goes away, and for sessions ended elsewhere.
 
     - A failed load gives an empty session marked `store_unavailable`; `refuse_without_store` (the app's
@@ -377,9 +380,9 @@ class _GuardedSessions(ServerSideSessionInterface):
         except STORE_ERRORS as error:
             _log_unavailable("load", error)
             session = self.session_class(sid=self._generate_sid(self.sid_length), permanent=self.permanent)
-            session.store_unavailable = True  # type: ignore[attr-defined]
+            session.store_unavailable = True
             return session
-        session.stored = bool(cookie) and session.sid == cookie  # type: ignore[attr-defined]
+        session.stored = bool(cookie) and session.sid == cookie
         return session
 
     def save_session(self, app: Flask, session: ServerSideSession, response: Response) -> None:
@@ -393,7 +396,7 @@ class _GuardedSessions(ServerSideSessionInterface):
 
     def regenerate(self, session: ServerSideSession) -> None:
         super().regenerate(session)
-        session.stored = False  # type: ignore[attr-defined]
+        session.stored = False
 
     def get_expiration_time(self, app: Flask, session: SessionMixin) -> datetime | None:
         """The cookie lasts as long as the stored session (15 minutes unless signed in)."""
@@ -402,7 +405,7 @@ class _GuardedSessions(ServerSideSessionInterface):
         return datetime.now(UTC) + session_lifetime(app.permanent_session_lifetime, session)
 
 
-class RedisSessions(_GuardedSessions, RedisSessionInterface):
+class RedisSessions(_GuardedSessions, RedisSessionInterface):  # type: ignore[misc]  # the base is from a package without type information
     def _upsert_session(self, lifetime: timedelta, session: ServerSideSession, store_id: str) -> None:
         self.client.set(
             store_id, self.serializer.encode(session), ex=int(session_lifetime(lifetime, session).total_seconds()),
@@ -410,7 +413,7 @@ class RedisSessions(_GuardedSessions, RedisSessionInterface):
         )
 
 
-class FileSessions(_GuardedSessions, CacheLibSessionInterface):
+class FileSessions(_GuardedSessions, CacheLibSessionInterface):  # type: ignore[misc]  # the base is from a package without type information
     def _upsert_session(self, lifetime: timedelta, session: ServerSideSession, store_id: str) -> None:
         if getattr(session, "stored", False) and not self.cache.has(store_id):
             return
@@ -457,7 +460,7 @@ def store_unavailable_page() -> tuple[str, int, dict[str, str]]:
 
 def refuse_without_store() -> tuple[str, int, dict[str, str]] | None:
     """Before every request: 503 if the session could not be loaded (`_GuardedSessions.open_session`)."""
-    if getattr(session._get_current_object(), "store_unavailable", False):
+    if getattr(session, "store_unavailable", False):
         return store_unavailable_page()
     return None
 
