@@ -30,9 +30,9 @@ import languages
 import notes
 from client import ConfigError, LogtoAuth, login_required, signed_in_key
 from flask_dev import dev_command
-from logto_auth.config import is_loopback_url
-from logto_auth.i18n import N_
-from logto_auth.rate_limits import check_limit, limit_views
+from flask_logto.config import is_loopback_url
+from flask_logto.i18n import N_
+from flask_logto.rate_limits import check_limit, limit_views
 from logto_cli import logto_cli
 from settings import HSTS, site_config, space_setup_needs
 from space_setup import setup_app

@@ -17,7 +17,7 @@ import click
 from flask import current_app
 from werkzeug.serving import make_server  # not run_simple: its banner repeats the URL as 127.0.0.1
 
-from logto_auth.config import AuthSettings, backchannel_logout_uri, post_sign_out_uri, redirect_uri
+from flask_logto.config import AuthSettings, backchannel_logout_uri, post_sign_out_uri, redirect_uri
 from settings import DEFAULT_APP_NAME, DEV_APP_ID, dev_client_secret
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def dev_command() -> None:
 
     if "CONFIG_ERROR" in current_app.config:
         raise click.ClickException(current_app.config["CONFIG_ERROR"])
-    settings: AuthSettings = current_app.extensions["logto_auth"].settings
+    settings: AuthSettings = current_app.extensions["flask_logto"].settings
     port = urlsplit(settings.app_base_url).port or (443 if settings.is_https else 80)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     server = provider = None

@@ -1,7 +1,7 @@
 """`/hf`: the signed-in person on the Hugging Face Hub, acting as them with their own Hub token.
 
 The token comes from the sign-in unit (`auth.hf_token()`: Logto keeps it in its Secret Vault, see
-logto_auth/hub_token.py) and goes only to the Hub, through `huggingface_hub` (`HfApi(endpoint=HF_ENDPOINT)`).
+flask_logto/hub_token.py) and goes only to the Hub, through `huggingface_hub` (`HfApi(endpoint=HF_ENDPOINT)`).
 Without a token the page says what to do (sign in again, or an admin runs `flask logto setup --hf-token-storage`)
 with a 401/403; the Hub down, refusing or slow gives 503/504 on this page only.
 
@@ -26,9 +26,9 @@ from huggingface_hub import HfApi, set_client_factory
 from huggingface_hub.errors import HfHubHTTPError
 
 from client import HfTokenUnavailable, LogtoAuth, current_user, login_required
-from logto_auth.connection import HF_USERNAME
-from logto_auth.hub_token import HF_TOKEN_KEY
-from logto_auth.i18n import N_
+from flask_logto.connection import HF_USERNAME
+from flask_logto.hub_token import HF_TOKEN_KEY
+from flask_logto.i18n import N_
 
 log = logging.getLogger("auth")
 blueprint = Blueprint("hub", __name__)

@@ -26,7 +26,7 @@ from flask import Blueprint, Flask, abort, current_app, g, redirect, request
 from flask_babel import Babel, get_translations
 
 from client import safe_next
-from logto_auth.rate_limits import check_limit, limit_views
+from flask_logto.rate_limits import check_limit, limit_views
 
 LANGUAGES = {"en": "English", "ja": "日本語", "zh-CN": "简体中文"}  # BCP 47 tag: the language's own name
 SHORT_NAMES = {"en": "EN", "ja": "日本語", "zh-CN": "中文"}  # in the switcher's button

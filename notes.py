@@ -46,9 +46,9 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from client import current_user, login_required, signed_in_key
-from logto_auth.config import ConfigError
-from logto_auth.i18n import N_, translate
-from logto_auth.rate_limits import check_limit, limit_views
+from flask_logto.config import ConfigError
+from flask_logto.i18n import N_, translate
+from flask_logto.rate_limits import check_limit, limit_views
 
 MAX_NOTES = 1000
 RATE_LIMIT = "60 per minute"  # changes (add, delete, delete all) per signed-in person

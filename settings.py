@@ -2,7 +2,7 @@
 
 One reader for the site and for the `flask logto` commands. It applies the site's defaults: the local
 identity provider when `LOGTO_ENDPOINT` is empty, `https://$SPACE_HOST` on a Space, a generated secret
-key for local use. The sign-in unit then checks its own keys (logto_auth/config.py), by the same rules
+key for local use. The sign-in unit then checks its own keys (flask_logto/config.py), by the same rules
 for the site and the commands. A mistake is one line naming the variable and the fix (`ConfigError`).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from logto_auth.config import (
+from flask_logto.config import (
     DEFAULT_BASE_URL,
     MAKE_SECRET_HINT,
     ConfigError,
@@ -38,7 +38,7 @@ HSTS = "max-age=63072000"  # two years, for https sites (not includeSubDomains: 
 PASSED_THROUGH = (  # read as they are; the unit, the site's modules or the commands check them
     "LOGTO_APP_ID", "LOGTO_APP_SECRET", "LOGTO_SCOPES", "LOGTO_TIMEOUT", "SESSION_LIFETIME", "SESSION_REDIS_URL",
     "LOGTO_M2M_APP_ID", "LOGTO_M2M_APP_SECRET", "LOGTO_MANAGEMENT_RESOURCE", "HF_CLIENT_ID", "HF_CLIENT_SECRET",
-    # rate limits (logto_auth/rate_limits.py; RATELIMIT_ENABLED and RATELIMIT_STORAGE_URI are Flask-Limiter's)
+    # rate limits (flask_logto/rate_limits.py; RATELIMIT_ENABLED and RATELIMIT_STORAGE_URI are Flask-Limiter's)
     "RATELIMIT_ENABLED", "RATELIMIT_STORAGE_URI", "RATELIMIT_SIGN_IN", "RATELIMIT_CALLBACK", "RATELIMIT_SIGN_OUT",
     "RATELIMIT_BACKCHANNEL_LOGOUT", "RATELIMIT_LANGUAGE", "RATELIMIT_NOTES", "RATELIMIT_HUB",
 )

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask, g, render_template
 
 import languages
-from logto_auth.config import post_sign_out_uri, redirect_uri
+from flask_logto.config import post_sign_out_uri, redirect_uri
 from settings import HSTS, default_data_dir, space_host_of
 
 

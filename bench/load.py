@@ -151,7 +151,7 @@ def after_the_load(cluster: Cluster, postgres: Any, database_url: str | None) ->
     memory = client.info("memory")
     after = {
         "sessions": sum(1 for _ in client.scan_iter("session:*", count=1000)),
-        "index_sets": sum(1 for _ in client.scan_iter("logto_auth:s*:*", count=1000)),
+        "index_sets": sum(1 for _ in client.scan_iter("flask_logto:s*:*", count=1000)),
         "redis_memory": memory.get("used_memory_human", "?"),
         "provider": cluster.provider.state()["counts"],
     }

@@ -155,7 +155,7 @@ def direct_costs(page: Profiled, count: int = 200) -> None:
         return auth.userinfo()
 
     def steady_state_check() -> Any:
-        from logto_auth.connection import USERINFO_KEY, access_token_due
+        from flask_logto.connection import USERINFO_KEY, access_token_due
 
         return session.get(USERINFO_KEY) if not access_token_due(session.get("logto.accessTokenMap")) else None
 

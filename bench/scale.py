@@ -3,7 +3,7 @@
 - `callback_in_process`: the site's own time in `GET /callback` (code exchange, ID-token check, userinfo,
   session and sign-in index writes) without the provider's: the view runs in this process (Flask's test
   client, the instance's settings and store) and the time spent waiting for the provider
-  (`logto_auth.oidc_core.fetch_json`) is taken off; it also counts the calls of each sign-in (browser →
+  (`flask_logto.oidc_core.fetch_json`) is taken off; it also counts the calls of each sign-in (browser →
   site, browser → provider, site → provider).
 - `stored_session`: the session Redis keeps for a cookie, for the cookie-session baseline (`/bench/cookie`).
 - `cookie_sizes`: the site's cookie (`site_session=<opaque id>`) vs the cookie a cookie session would need.
@@ -46,7 +46,7 @@ class _ProviderCalls:
         self.waited = 0.0
 
     def __enter__(self) -> _ProviderCalls:
-        from logto_auth import oidc_core
+        from flask_logto import oidc_core
 
         self.module, self.original = oidc_core, oidc_core.fetch_json
 

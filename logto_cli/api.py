@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import click
 import requests
 
-from logto_auth.config import (
+from flask_logto.config import (
     DEFAULT_DIRECT_SIGN_IN,
     DEFAULT_SCOPES,
     ConfigError,

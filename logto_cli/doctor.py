@@ -22,8 +22,8 @@ import requests
 from logto.models.oidc import OidcProviderMetadata
 
 import settings
-from logto_auth import oidc_core
-from logto_auth.config import MAKE_SECRET_HINT, ConfigError, is_loopback_url, is_private_url
+from flask_logto import oidc_core
+from flask_logto.config import MAKE_SECRET_HINT, ConfigError, is_loopback_url, is_private_url
 from logto_cli.api import (
     HF_CONNECTOR_ID,
     HF_TARGET,

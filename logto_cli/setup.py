@@ -27,7 +27,7 @@ from typing import Any
 import click
 from dotenv import dotenv_values
 
-from logto_auth.config import ConfigError, is_private_url
+from flask_logto.config import ConfigError, is_private_url
 from logto_cli.api import (
     HF_CONNECTOR_ID,
     HF_TARGET,

@@ -22,7 +22,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from devidp.launcher import RunningProvider
 from flask_app import create_app
 from flask_dev import start_local_provider
-from logto_auth.config import AuthSettings, read_auth_settings
+from flask_logto.config import AuthSettings, read_auth_settings
 from settings import site_config
 
 

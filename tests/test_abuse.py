@@ -27,8 +27,8 @@ import redis
 import requests
 
 from conftest import Stack, csrf_token_in, page_text, sign_in, start_stack
-from logto_auth.config import SIGN_IN_TIMEOUT_SECONDS
-from logto_auth.session_store import (
+from flask_logto.config import SIGN_IN_TIMEOUT_SECONDS
+from flask_logto.session_store import (
     SWEEPER_THREAD,
     StoreWriteFailed,
     refused_writes_fail,
@@ -212,7 +212,7 @@ def test_a_flood_of_anonymous_sign_ins_signs_nobody_out_and_expires_within_15_mi
 
 def index_keys(store: Store) -> list[bytes]:
     assert store.client is not None
-    return list(store.client.scan_iter("logto_auth:s[iu][db]:*"))
+    return list(store.client.scan_iter("flask_logto:s[iu][db]:*"))
 
 
 def test_a_full_redis_gives_503_never_500_and_the_site_recovers_when_it_has_room(own_redis: RedisServer, tmp_path: Path) -> None:
@@ -420,7 +420,7 @@ def test_no_request_walks_the_session_folder(tmp_path: Path, monkeypatch: pytest
     store = site_on("files", tmp_path / "site", None)
     # cachelib walks a folder when its threshold is passed (then on every write): the store's folders have none
     assert store.stack.app.session_interface.cache._threshold == 0  # type: ignore[attr-defined]
-    assert store.stack.app.extensions["logto_auth"].store._cache._threshold == 0
+    assert store.stack.app.extensions["flask_logto"].store._cache._threshold == 0
 
     walked: list[str] = []
     real_listdir, real_scandir = os.listdir, os.scandir

@@ -28,8 +28,8 @@ import requests
 from logto import LogtoClient, LogtoConfig, LogtoException
 
 from devidp import DEVIDP_DIR, RunningProvider, ensure_installed, start_provider
+from flask_logto.connection import DictStorage
 from harness import follow_to_callback, forms_in
-from logto_auth.connection import DictStorage
 
 CLIENT_ID = "devidp-test-app"
 CLIENT_SECRET = "devidp-test-secret"

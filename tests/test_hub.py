@@ -25,9 +25,8 @@ from test_session_life import stored_session, token_values
 from werkzeug import Response
 
 from conftest import Stack, forms_in, page_text, sign_in, start_stack
-from harness import auth_settings
-from logto_auth.connection import Logto, LogtoUnavailable, SessionEnded, SignedInUser
-from logto_auth.hub_token import (
+from flask_logto.connection import Logto, LogtoUnavailable, SessionEnded, SignedInUser
+from flask_logto.hub_token import (
     HF_TOKEN_KEY,
     HfTokenExpired,
     HfTokenNotSetUp,
@@ -37,7 +36,8 @@ from logto_auth.hub_token import (
     kept_token,
     refusal,
 )
-from logto_auth.oidc_core import MAX_BODY_BYTES
+from flask_logto.oidc_core import MAX_BODY_BYTES
+from harness import auth_settings
 
 FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "logto" / "account-api.json").read_text())
 REPLIES = FIXTURES["replies"]
@@ -449,7 +449,7 @@ def test_the_hf_username_from_either_recorded_identity_shape(shape: str, usernam
 
 
 def test_hf_endpoint_and_timeout_settings(tmp_path: Path):
-    from logto_auth.config import ConfigError
+    from flask_logto.config import ConfigError
     from settings import site_config
 
     local = {"APP_DATA_DIR": str(tmp_path)}

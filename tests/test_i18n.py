@@ -108,7 +108,7 @@ def untranslated_text(source: str) -> list[str]:
     return parser.found
 
 
-TEMPLATES = sorted([*ROOT.glob("templates/**/*.html"), *ROOT.glob("logto_auth/templates/**/*.html")])
+TEMPLATES = sorted([*ROOT.glob("templates/**/*.html"), *ROOT.glob("flask_logto/templates/**/*.html")])
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: str(path.relative_to(ROOT)))

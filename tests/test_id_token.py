@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from logto import LogtoException
 from logto.models.oidc import OidcProviderMetadata
 
+from flask_logto.connection import Logto, LogtoUnavailable, SessionEnded, SignInRejected
+from flask_logto.oidc_core import ProviderError, ResponseTooLarge, StrictOidcCore
 from harness import auth_settings
-from logto_auth.connection import Logto, LogtoUnavailable, SessionEnded, SignInRejected
-from logto_auth.oidc_core import ProviderError, ResponseTooLarge, StrictOidcCore
 
 ISSUER = "http://localhost:3001/oidc"
 APP_ID = "local-dev-site"
@@ -152,7 +152,7 @@ def test_discovery_from_another_issuer_is_refused(logto, monkeypatch):
 def test_userinfo_for_another_user_is_refused(logto, core):
     from logto.models.response import UserInfoResponse
 
-    from logto_auth.connection import DictStorage
+    from flask_logto.connection import DictStorage
 
     async def someone_elses(access_token: str) -> UserInfoResponse:
         return UserInfoResponse(sub="another-user")

@@ -45,7 +45,7 @@ def test_the_styles_come_from_one_stylesheet_the_csp_allows(app):
 
 
 def test_no_template_carries_an_inline_style():
-    for template in [*ROOT.glob("templates/**/*.html"), *ROOT.glob("logto_auth/templates/**/*.html")]:
+    for template in [*ROOT.glob("templates/**/*.html"), *ROOT.glob("flask_logto/templates/**/*.html")]:
         if template.name == "space_setup.html":  # the Space's setup page is its own app, with a nonce for its <style>
             continue
         assert "<style" not in template.read_text() and " style=" not in template.read_text(), template

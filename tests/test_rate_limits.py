@@ -22,8 +22,8 @@ import requests
 
 from conftest import Stack, csrf_token_in, page_text, sign_in
 from flask_app import create_app
+from flask_logto.config import ConfigError
 from harness import ROOMY_LIMITS
-from logto_auth.config import ConfigError
 from servers import free_port, stop_process, wait_until
 
 DEFAULTS = {name: "" for name in ROOMY_LIMITS}  # empty: the default limit
@@ -236,7 +236,7 @@ def test_an_apps_own_blueprint_limit_still_applies(tmp_path: Path) -> None:
     from flask import Blueprint, Flask
 
     from client import LogtoAuth
-    from logto_auth.rate_limits import LIMITER
+    from flask_logto.rate_limits import LIMITER
     from settings import site_config
 
     app = Flask("blueprint_limit", root_path=str(tmp_path))

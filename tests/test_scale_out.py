@@ -38,10 +38,10 @@ from conftest import Stack, csrf_token_in, forms_in, page_text, sign_in
 from devidp.launcher import RunningProvider
 from flask_app import create_app
 from flask_dev import start_local_provider
+from flask_logto.backchannel import LOGOUT_EVENT
+from flask_logto.config import read_auth_settings
+from flask_logto.session_store import RedisStore
 from harness import ROOMY_LIMITS, QuietRequestHandler, _LateApp
-from logto_auth.backchannel import LOGOUT_EVENT
-from logto_auth.config import read_auth_settings
-from logto_auth.session_store import RedisStore
 from redis_server import RedisServer, redis_server  # noqa: F401  (the fixture)
 from settings import DEV_APP_ID, site_config
 

@@ -4,8 +4,8 @@ from datetime import timedelta
 
 import pytest
 
+from flask_logto.config import ConfigError
 from harness import auth_settings as load_settings
-from logto_auth.config import ConfigError
 from settings import site_config
 
 REAL = {

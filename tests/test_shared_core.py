@@ -19,10 +19,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from logto.models.oidc import OidcProviderMetadata
 
+from flask_logto import oidc_core
+from flask_logto.connection import Logto
+from flask_logto.oidc_core import SingleFlight, StrictOidcCore
 from harness import auth_settings
-from logto_auth import oidc_core
-from logto_auth.connection import Logto
-from logto_auth.oidc_core import SingleFlight, StrictOidcCore
 
 CALLERS = 8
 METADATA = json.loads((Path(__file__).parent / "fixtures/discovery.json").read_text())

@@ -1,7 +1,7 @@
 """The SDK's storage lives in the server-side session; the browser only holds an opaque id."""
 
 from flask_app import create_app
-from logto_auth.connection import DictStorage, SessionStorage
+from flask_logto.connection import DictStorage, SessionStorage
 
 
 def test_session_storage_round_trip_stays_on_the_server(tmp_path):

@@ -15,7 +15,7 @@ from flask_session.base import ServerSideSessionInterface
 
 from client import ConfigError, LogtoAuth, current_user, login_required
 from conftest import Stack, csrf_token_in, follow_to_callback, page_text, sign_in, start_sign_in
-from logto_auth import connection
+from flask_logto import connection
 from settings import site_config
 
 SECRET = "unit-test-key-" + "0123456789abcdef" * 2
@@ -302,9 +302,9 @@ def test_userinfo_is_kept_with_the_session_and_renewed_when_due(small: Stack, mo
     for _ in range(3):
         assert http.get(small.base_url + "/info", timeout=10).status_code == 200
     assert calls == []
-    import client
+    from flask_logto import views
 
-    monkeypatch.setattr(client, "access_token_due", lambda stored, now=None: True)
+    monkeypatch.setattr(views, "access_token_due", lambda stored, now=None: True)
     assert http.get(small.base_url + "/info", timeout=10).status_code == 200
     assert calls == ["refresh"]
 

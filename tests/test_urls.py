@@ -32,7 +32,7 @@ def app(tmp_path, monkeypatch):
 
     from logto.models.oidc import OidcProviderMetadata
 
-    from logto_auth.oidc_core import StrictOidcCore
+    from flask_logto.oidc_core import StrictOidcCore
 
     metadata = OidcProviderMetadata(**json.loads((Path(__file__).parent / "fixtures/discovery.json").read_text()))
 

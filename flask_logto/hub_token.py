@@ -25,7 +25,7 @@ from typing import Any
 
 from logto import LogtoException
 
-from logto_auth.connection import (  # noqa: F401  (current_access_token: re-exported)
+from flask_logto.connection import (  # noqa: F401  (current_access_token: re-exported)
     AuthFailure,
     Logto,
     SessionEnded,
@@ -34,8 +34,8 @@ from logto_auth.connection import (  # noqa: F401  (current_access_token: re-exp
     access_token_due,
     current_access_token,
 )
-from logto_auth.i18n import N_
-from logto_auth.oidc_core import fetch_json
+from flask_logto.i18n import N_
+from flask_logto.oidc_core import fetch_json
 
 HF_TOKEN_KEY = "auth.hf_token"  # session key (listed in client.py's docstring)
 ACCESS_TOKEN_PATH = "/api/my-account/identities/huggingface/access-token"
@@ -76,7 +76,7 @@ class HfTokenNotSetUp(HfTokenUnavailable):
     status, title, remedy = 403, N_("Hugging Face access not set up"), "admin"
 
 
-# Whole sentences, each marked for translation (logto_auth/i18n.py): shown in the visitor's language.
+# Whole sentences, each marked for translation (flask_logto/i18n.py): shown in the visitor's language.
 _REFUSALS: dict[str, tuple[type[HfTokenUnavailable], str]] = {
     "secrets.third_party_token_set.token_not_found": (
         HfTokenNotStored, N_("Logto holds no Hugging Face token for you. Sign out, then sign in with Hugging Face again: "

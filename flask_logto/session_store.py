@@ -55,8 +55,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import LockNotOwnedError
 from redis.retry import Retry
 
-from logto_auth.config import SIGN_IN_TIMEOUT_SECONDS
-from logto_auth.i18n import N_
+from flask_logto.config import SIGN_IN_TIMEOUT_SECONDS
+from flask_logto.i18n import N_
 
 
 class StoreWriteFailed(Exception):
@@ -292,9 +292,9 @@ def refused_writes_fail(write: Callable[..., T]) -> Callable[..., T]:
 
 
 class RedisStore:
-    """Keys under `logto_auth:` in the sessions' Redis, shared by every instance."""
+    """Keys under `flask_logto:` in the sessions' Redis, shared by every instance."""
 
-    PREFIX = "logto_auth:"
+    PREFIX = "flask_logto:"
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
@@ -453,7 +453,7 @@ def delete_sessions(interface: ServerSideSessionInterface, sids: set[str]) -> No
 
 def store_unavailable_page() -> tuple[str, int, dict[str, str]]:
     """The unit's error page, 503 "Session store unavailable", rendered as for a signed-out visitor."""
-    g._logto_auth_user = None  # the page must not read the session (client.current_user's cache)
+    g._logto_auth_user = None  # the page must not read the session (views.current_user's cache)
     html = render_template("auth/error.html", title=UNAVAILABLE_TITLE, message=UNAVAILABLE_MESSAGE)
     return html, 503, {"Retry-After": "5"}
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import jwt
 
-from logto_auth.oidc_core import ID_TOKEN_ALGORITHMS, PRINTABLE_ID
-from logto_auth.session_store import Store
+from flask_logto.oidc_core import ID_TOKEN_ALGORITHMS, PRINTABLE_ID
+from flask_logto.session_store import Store
 
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LEEWAY_SECONDS = 30

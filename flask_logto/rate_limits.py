@@ -30,10 +30,10 @@ import limits
 from flask import Flask, current_app, render_template, request
 from flask_limiter import Limiter
 
-from logto_auth.config import ConfigError
-from logto_auth.i18n import N_
-from logto_auth.limit_storage import SCHEME as SQLITE_SCHEME
-from logto_auth.session_store import STORE_ERRORS, RedisStore, Store
+from flask_logto.config import ConfigError
+from flask_logto.i18n import N_
+from flask_logto.limit_storage import SCHEME as SQLITE_SCHEME
+from flask_logto.session_store import STORE_ERRORS, RedisStore, Store
 
 log = logging.getLogger("auth")
 LIMITER = "logto_auth_limiter"  # its key in app.extensions

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from logto import Storage
 
-from logto_auth.session_store import Store
+from flask_logto.session_store import Store
 
 HANDOFF_SECONDS = 300
 TOKEN_KEYS = ("idToken", "refreshToken", "accessTokenMap")

@@ -29,12 +29,12 @@ from flask import session
 from logto import LogtoClient, LogtoConfig, LogtoException, Storage
 from logto.LogtoClient import SignInSession
 
-from logto_auth.backchannel import SignInIndex, check_logout_token, unverified_header
-from logto_auth.config import SIGN_IN_TIMEOUT_SECONDS, AuthSettings
-from logto_auth.i18n import N_
-from logto_auth.oidc_core import ProviderError, SingleFlight, StrictOidcCore, check_discovery
-from logto_auth.session_store import FileStore, Store
-from logto_auth.token_refresh import RefreshGuard
+from flask_logto.backchannel import SignInIndex, check_logout_token, unverified_header
+from flask_logto.config import SIGN_IN_TIMEOUT_SECONDS, AuthSettings
+from flask_logto.i18n import N_
+from flask_logto.oidc_core import ProviderError, SingleFlight, StrictOidcCore, check_discovery
+from flask_logto.session_store import FileStore, Store
+from flask_logto.token_refresh import RefreshGuard
 
 T = TypeVar("T")
 

@@ -1,0 +1,59 @@
+"""Sign in with Hugging Face through Logto: `flask_logto`, a Flask extension (`LogtoAuth`).
+
+    from flask_logto import LogtoAuth, current_user, login_required
+    auth = LogtoAuth(app)            # or: auth = LogtoAuth(); auth.init_app(app)
+
+    @app.get("/private")
+    @login_required
+    def private():
+        return f"Hello {current_user().hf_username}"
+
+Settings come from `app.config` and are checked by `init_app` (a mistake raises `ConfigError`, one
+line naming the key and the fix): `LOGTO_ENDPOINT`, `LOGTO_APP_ID`, `LOGTO_APP_SECRET`, `SECRET_KEY`,
+`APP_BASE_URL`, `LOGTO_SCOPES`, `LOGTO_DIRECT_SIGN_IN`, `LOGTO_TIMEOUT`, `SESSION_LIFETIME`, `APP_DATA_DIR`,
+`SESSION_REDIS_URL`, and the rate limits (rate_limits.py): `RATELIMIT_ENABLED`,
+`RATELIMIT_STORAGE_URI`, `RATELIMIT_SIGN_IN`, `RATELIMIT_CALLBACK`, `RATELIMIT_SIGN_OUT`,
+`RATELIMIT_BACKCHANNEL_LOGOUT`.
+
+Routes (blueprint `auth`): `GET /sign-in?next=/path`, `GET /sign-up`, `GET /callback`, `POST /sign-out`
+(CSRF token; also revokes the refresh token at Logto), `POST /backchannel-logout` (Logto's back-channel
+logout: ends every site session of that Logto session, on every instance), in views.py. Each is
+rate-limited (429 with Retry-After past it). Pages (override one with a template of the same name in the
+app's `templates/`): `auth/layout.html`, `auth/error.html`, `auth/signed_out.html`.
+
+Languages: the unit's pages and messages are in the visitor's language when the app uses Flask-Babel
+(i18n.py), else in English; `LogtoAuth(app, ui_locales=callable)` sends Logto the language to show
+its sign-in pages in (`ui_locales`, e.g. "ja"). Signing out flashes "You are signed out." (category `signed-out`).
+
+Tokens never reach a cookie: without a server-side session, `init_app` sets up Flask-Session on files in
+`APP_DATA_DIR/sessions`, or in Redis with `SESSION_REDIS_URL` (session_store.py: a session
+without a completed sign-in lives 15 minutes; a store that is down or full gives a 503 page and the site
+recovers when it is back); without CSRF protection, it turns on Flask-WTF's (`csrf_token()` in templates).
+
+Session keys, all that the unit uses. Signing in and signing out clear the whole session (as Flask's
+tutorial does at login); in between, the app's own keys are left alone.
+- `auth.user`: the `SignedInUser`, as a dict
+- `auth.userinfo`: Logto's userinfo from the sign-in or the last refresh
+- `auth.pending`: sign-ins in progress, by `state` (PKCE verifier, nonce, start time, `next` path)
+- `auth.hf_token`: the user's Hugging Face access token and its expiry, until it expires (hub_token.py)
+- `logto.idToken`, `logto.refreshToken`, `logto.accessTokenMap`: the SDK's tokens
+"""
+
+from flask_logto.config import ConfigError
+from flask_logto.connection import (
+    AuthFailure,
+    BadCallback,
+    LogtoUnavailable,
+    SessionEnded,
+    SignedInUser,
+    SignInRejected,
+)
+from flask_logto.extension import LogtoAuth
+from flask_logto.hub_token import HfTokenExpired, HfTokenNotSetUp, HfTokenNotStored, HfTokenUnavailable
+from flask_logto.views import current_user, login_required, safe_next, signed_in_key
+
+__all__ = [
+    "LogtoAuth", "current_user", "login_required", "safe_next", "signed_in_key", "SignedInUser", "ConfigError",
+    "AuthFailure", "BadCallback", "SignInRejected", "SessionEnded", "LogtoUnavailable",
+    "HfTokenUnavailable", "HfTokenNotStored", "HfTokenExpired", "HfTokenNotSetUp",
+]

@@ -1,0 +1,262 @@
+"""The sign-in unit's routes (blueprint `auth`), its error pages, and what a request asks of it.
+
+Routes: `GET /sign-in?next=/path`, `GET /sign-up`, `GET /callback`, `POST /sign-out` (CSRF token; also
+revokes the refresh token at Logto), `POST /backchannel-logout` (Logto's back-channel logout: ends every
+site session of that Logto session, on every instance); the extension (extension.py) puts rate limits on
+them. Per request: `current_user()`, `login_required`, `safe_next()`, `signed_in_key()` (a rate-limit key
+per person), and the session-level steps the extension's `userinfo()` and `hf_token()` use.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_limiter.errors import RateLimitExceeded
+from flask_wtf.csrf import CSRFError
+
+from flask_logto.backchannel import BadLogoutToken
+from flask_logto.connection import (
+    USER_KEY,
+    USERINFO_KEY,
+    AuthFailure,
+    Logto,
+    LogtoUnavailable,
+    SessionEnded,
+    SignedInUser,
+    access_token_due,
+)
+from flask_logto.hub_token import drop_expired
+from flask_logto.i18n import N_, jinja_helpers, language_tag, translate
+from flask_logto.rate_limits import client_address, too_many_requests
+from flask_logto.session_store import STORE_ERRORS, delete_sessions, holds_sign_in, store_unavailable_page
+from flask_logto.token_refresh import TOKEN_KEYS
+
+log = logging.getLogger("auth")
+AUTH_PATHS = frozenset({"/sign-in", "/sign-up", "/callback", "/sign-out"})
+MAX_NEXT_LENGTH = 2048
+_USER_CACHE = "_logto_auth_user"
+
+blueprint = Blueprint("auth", __name__, template_folder="templates")
+
+
+def _kept_userinfo() -> dict[str, Any] | None:
+    """The userinfo kept with the session, while its access token is not due; else None."""
+    stored = session.get(USERINFO_KEY)
+    if isinstance(stored, dict) and stored and not access_token_due(session.get("logto.accessTokenMap")):
+        return stored
+    return None
+
+
+def _signed_in(step: str) -> SignedInUser:
+    user = current_user()
+    if user is None:
+        raise SessionEnded(N_("Please sign in."), f"{step}: nobody is signed in")
+    return user
+
+
+async def _refresh_session(user: SignedInUser) -> dict[str, Any]:
+    """Refresh the session's tokens (one refresh at a time, for the same user); store and return the new userinfo."""
+    tokens = {key: session.get(f"logto.{key}") for key in TOKEN_KEYS}
+    new_tokens, userinfo = await _logto().refresh(_session_id(), tokens, user.sub)
+    for key in TOKEN_KEYS:
+        session[f"logto.{key}"] = new_tokens.get(key)
+    id_claims = jwt.decode(new_tokens["idToken"], options={"verify_signature": False})  # verified in refresh
+    session[USER_KEY] = asdict(SignedInUser.from_claims(id_claims, userinfo))
+    session[USERINFO_KEY] = userinfo
+    g.pop(_USER_CACHE, None)
+    return userinfo
+
+
+def signed_in_key() -> str:
+    """A rate-limit key per signed-in person (their Logto id), else per client address."""
+    user = current_user()
+    return f"user:{user.sub}" if user else client_address()
+
+
+def current_user() -> SignedInUser | None:
+    """The signed-in user, from the session alone (no SDK client, no network), or None."""
+    if _USER_CACHE not in g:
+        setattr(g, _USER_CACHE, SignedInUser.from_session(session.get(USER_KEY)) if holds_sign_in(session) else None)
+    user: SignedInUser | None = getattr(g, _USER_CACHE)
+    return user
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Send a signed-out visitor to `/sign-in?next=<this path>`, and back here after. Sync or async views."""
+
+    def to_sign_in() -> Any:
+        return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
+
+    if inspect.iscoroutinefunction(view):
+        @functools.wraps(view)
+        async def wrapped_async(*args: Any, **kwargs: Any) -> Any:
+            return to_sign_in() if current_user() is None else await view(*args, **kwargs)
+
+        return wrapped_async
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return to_sign_in() if current_user() is None else view(*args, **kwargs)
+
+    return wrapped
+
+
+def safe_next(target: str | None) -> str:
+    """`target` if it is a path on this site, else `/` (no `//host`, `/\\host`, schemes or control characters)."""
+    if not target or len(target) > MAX_NEXT_LENGTH:
+        return "/"
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    if any(not 0x21 <= ord(char) <= 0x7E for char in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or parts.path in AUTH_PATHS:
+        return "/"
+    return target
+
+
+@blueprint.get("/sign-in")
+async def sign_in() -> Any:
+    return await _start_sign_in(sign_up=False)
+
+
+@blueprint.get("/sign-up")
+async def sign_up() -> Any:
+    return await _start_sign_in(sign_up=True)
+
+
+async def _start_sign_in(*, sign_up: bool) -> Any:
+    next_path = safe_next(request.args.get("next"))
+    return redirect(await _logto().start_sign_in(sign_up=sign_up, next_path=next_path))
+
+
+@blueprint.get("/callback")
+async def callback() -> Any:
+    """Finish a sign-in: clear the session, keep the tokens, store the user, then a new session id."""
+    tokens, user, userinfo, next_path = await _logto().finish_sign_in(request.query_string.decode("latin-1"))
+    session.clear()
+    for key in TOKEN_KEYS:
+        if tokens.get(key) is not None:
+            session[f"logto.{key}"] = tokens.get(key)
+    session[USER_KEY] = asdict(user)
+    session[USERINFO_KEY] = userinfo
+    _renew_session_id()  # no session fixation
+    id_claims = jwt.decode(tokens.data["idToken"], options={"verify_signature": False})  # verified in finish_sign_in
+    _logto().sign_ins.remember(_session_id(), id_claims)  # for back-channel logouts
+    g.pop(_USER_CACHE, None)
+    log.info("event=sign-in user=%s", user.sub)
+    return redirect(safe_next(next_path))
+
+
+@blueprint.post("/sign-out")
+async def sign_out() -> Any:
+    """Clear the local session, revoke the refresh token, then end the Logto session (a page says so if
+    Logto cannot be reached; a revocation that fails is logged and does not stop the sign-out)."""
+    user = current_user()
+    refresh_token = session.get("logto.refreshToken")
+    session.clear()
+    g.pop(_USER_CACHE, None)
+    flash(translate(N_("You are signed out.")), "signed-out")
+    _renew_session_id()  # the flash's session is not the one a back-channel logout ends
+    if user is None:
+        return redirect(_logto().settings.post_sign_out_uri)
+    log.info("event=sign-out user=%s", user.sub)
+    if refresh_token:
+        try:
+            await _logto().revoke_refresh_token(refresh_token)
+        except LogtoUnavailable as failure:
+            log.warning("event=revocation-failed user=%s cause=%r", user.sub, failure.cause)
+    try:
+        return redirect(await _logto().sign_out_url())
+    except LogtoUnavailable as failure:
+        log.warning("event=sign-out-local-only user=%s cause=%r", user.sub, failure.cause)
+        return render_template("auth/signed_out.html"), 503
+
+
+@blueprint.post("/backchannel-logout")
+async def backchannel_logout() -> Any:
+    """Logto's back-channel logout: a valid, unused logout token ends its Logto session's site sessions."""
+    logto = _logto()
+    try:
+        claims = await logto.logout_claims(request.form.get("logout_token"))
+        if not logto.sign_ins.first_use(claims):
+            raise BadLogoutToken("jti already used (a replay)")
+    except BadLogoutToken as bad:
+        log.warning("event=backchannel-logout-refused cause=%r", str(bad))
+        return {"error": "invalid_request", "error_description": "logout token rejected"}, 400, _NO_STORE
+    ended = logto.sign_ins.site_sessions(claims)
+    delete_sessions(current_app.session_interface, ended)
+    log.info("event=backchannel-logout user=%s sessions=%d", claims.get("sub", "-"), len(ended))
+    return "", 200, _NO_STORE
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+@blueprint.app_errorhandler(AuthFailure)
+def auth_failure(failure: AuthFailure) -> tuple[str, int]:
+    user = current_user()
+    log.warning(
+        "event=auth-failure kind=%s status=%s path=%r user=%s cause=%r",
+        type(failure).__name__, failure.status, request.path, user.sub if user else "-", failure.cause,
+    )
+    if isinstance(failure, SessionEnded):
+        session.clear()
+        g.pop(_USER_CACHE, None)
+    return render_template("auth/error.html", title=failure.title, message=failure.message), failure.status
+
+
+@blueprint.errorhandler(CSRFError)
+def csrf_failure(error: CSRFError) -> tuple[str, int]:
+    log.warning("event=csrf-failure path=%r cause=%r", request.path, error.description)
+    return render_template("auth/error.html", title=N_("Form expired"), message=N_("Please reload the page and try again.")), 400
+
+
+def store_failure(error: Exception) -> tuple[str, int, dict[str, str]]:
+    """The store failed in the middle of a request (the load and the save are handled in session_store.py).
+    Nothing of this request's session is saved: a sign-in that could not be filed whole does not happen."""
+    log.warning("event=session-store-unavailable step=request path=%r cause=%s", request.path, type(error).__name__)
+    session.store_unavailable = True  # type: ignore[attr-defined]
+    return store_unavailable_page()
+
+
+for _error in STORE_ERRORS:
+    blueprint.app_errorhandler(_error)(store_failure)
+
+
+@blueprint.app_errorhandler(RateLimitExceeded)
+def rate_limited(_error: RateLimitExceeded) -> tuple[str, int, dict[str, str]]:
+    return too_many_requests()
+
+
+blueprint.before_app_request(lambda: drop_expired(session))  # an expired Hugging Face token leaves the session
+
+
+@blueprint.app_context_processor
+def template_helpers() -> dict[str, Any]:
+    return {"current_user": current_user, "page_language": language_tag, **jinja_helpers()}
+
+
+def _logto() -> Logto:
+    logto: Logto = current_app.extensions["flask_logto"]
+    return logto
+
+
+def _session_id() -> str:
+    """This request's server-side session id (Flask-Session's), under which the store files what it keeps."""
+    server_side: Any = session
+    return str(server_side.sid)
+
+
+def _renew_session_id() -> None:
+    """A new id for this session (Flask-Session's `regenerate`): the old id stops working."""
+    interface: Any = current_app.session_interface
+    interface.regenerate(session)

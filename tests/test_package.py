@@ -1,0 +1,140 @@
+"""The package: `python -m build` makes a wheel and an sdist of `flask_logto` alone; the wheel, installed into a
+fresh virtualenv with no checkout on `sys.path`, runs the README's "Use it in your own Flask app" code as the whole
+app (no templates of its own) from an empty folder, signing in through the embedded provider and out again.
+
+No network: the build uses the backend installed here (`--no-isolation`), and the fresh virtualenv finds the
+package's dependencies in this one's site-packages through a .pth file (the wheel itself goes in with pip).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import csrf_token_in, follow_to_callback
+from devidp.launcher import ensure_installed, start_provider
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVE_ON_FD = (  # the app is imported from the empty folder; flask_logto from the fresh virtualenv
+    "import sys; from werkzeug.serving import make_server; from app import app; "
+    "make_server('127.0.0.1', 0, app, threaded=True, fd=int(sys.argv[1])).serve_forever()"
+)
+SITE_MODULES = ("flask_app", "client", "notes", "hub", "languages", "settings", "devidp", "tests", "bench", "logto_cli")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )
+    return {"wheel": next(out.glob("*.whl")), "sdist": next(out.glob("*.tar.gz"))}
+
+
+def test_the_wheel_and_sdist_hold_the_unit_and_nothing_of_the_site(built: dict[str, Path]) -> None:
+    wheel = zipfile.ZipFile(built["wheel"]).namelist()
+    packaged = [name for name in wheel if not name.startswith("flask_logto-")]
+    assert packaged and all(name.startswith("flask_logto/") for name in packaged), packaged
+    assert "flask_logto/templates/auth/error.html" in packaged and "flask_logto/extension.py" in packaged
+    with tarfile.open(built["sdist"]) as sdist:
+        members = [name.split("/", 1)[1] for name in sdist.getnames() if "/" in name]
+    assert "pyproject.toml" in members and "flask_logto/views.py" in members
+    assert not [name for name in members if name.split("/")[0].removesuffix(".py") in SITE_MODULES]
+
+
+def readme_app() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Use it in your own Flask app", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def fresh_virtualenv(where: Path, wheel: Path) -> Path:
+    """A new virtualenv with the wheel installed, the package's dependencies found here; its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
+    python = where / "bin" / "python"
+    site_packages = Path(subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout.strip())
+    (site_packages / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--disable-pip-version-check",
+         "--target", str(site_packages), str(wheel)],
+        check=True, timeout=120,
+    )
+    return python
+
+
+def test_the_readme_app_signs_in_and_out_with_the_installed_wheel(tmp_path: Path, built: dict[str, Path]):
+    python = fresh_virtualenv(tmp_path / "venv", built["wheel"])
+    project = tmp_path / "myapp"
+    project.mkdir()
+    (project / "app.py").write_text(readme_app(), encoding="utf-8")
+    clean_env = {key: value for key, value in os.environ.items() if not key.startswith(("FLASK_", "LOGTO_", "APP_"))}
+    clean_env.pop("PYTHONPATH", None)
+    where = json.loads(subprocess.run(
+        [str(python), "-c", "import flask_logto, json, os, sys; "
+         "print(json.dumps([flask_logto.__file__, [os.path.abspath(entry) for entry in sys.path]]))"],
+        cwd=project, env=clean_env, check=True, capture_output=True, text=True, timeout=60,
+    ).stdout)
+    assert where[0].startswith(str(tmp_path / "venv")) and str(ROOT) not in where[1]  # no checkout on sys.path
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    base_url = f"http://localhost:{listener.getsockname()[1]}"
+    ensure_installed()
+    provider = start_provider(
+        port=0, client_id="my-app", client_secret="my-app-secret-" + "x1y2z3" * 4,
+        redirect_uris=[f"{base_url}/callback"], post_logout_redirect_uris=[f"{base_url}/"],
+        data_dir=tmp_path / "devidp",
+    )
+    env = {
+        **clean_env, "FLASK_SECRET_KEY": "readme-app-" + "0123456789abcdef" * 2,
+        "FLASK_LOGTO_ENDPOINT": provider.endpoint, "FLASK_LOGTO_APP_ID": "my-app",
+        "FLASK_LOGTO_APP_SECRET": "my-app-secret-" + "x1y2z3" * 4, "FLASK_APP_BASE_URL": base_url,
+        "FLASK_APP_DATA_DIR": str(tmp_path / "data"),
+    }
+    log = (tmp_path / "app.log").open("w")
+    app = subprocess.Popen(
+        [str(python), "-c", SERVE_ON_FD, str(listener.fileno())], cwd=project, env=env,
+        pass_fds=[listener.fileno()], stdout=log, stderr=subprocess.STDOUT,
+    )
+    listener.close()  # the app process holds its own copy
+    try:
+        http = requests.Session()
+        # The socket was listening before the app started: this waits in its backlog until the app is up.
+        assert "Sign in with Hugging Face" in http.get(base_url + "/", timeout=30).text
+        first = http.get(base_url + "/private", allow_redirects=False, timeout=10)
+        assert first.status_code == 302 and first.headers["Location"].startswith("/sign-in?next=")
+        authorize = http.get(base_url + first.headers["Location"], allow_redirects=False, timeout=10)
+        callback = follow_to_callback(http, authorize.headers["Location"], base_url, username="readme-user")
+        answer = http.get(callback, allow_redirects=False, timeout=10)
+        assert answer.status_code == 302 and answer.headers["Location"] == "/private"
+        assert http.get(base_url + "/private", timeout=10).text == "Hello readme-user"
+        assert not any("eyJ" in cookie.value for cookie in http.cookies)  # no token in a cookie
+
+        token = csrf_token_in(http.get(base_url + "/", timeout=10).text)
+        out = http.post(base_url + "/sign-out", data={"csrf_token": token}, allow_redirects=False, timeout=10)
+        assert out.status_code == 302 and out.headers["Location"].startswith(f"{provider.endpoint}/oidc/session/end")
+        assert http.get(base_url + "/private", allow_redirects=False, timeout=10).status_code == 302
+
+        failure = requests.get(base_url + "/callback?state=x&code=y", timeout=10)  # the unit's own page
+        assert failure.status_code == 400 and "no sign-in in progress" in failure.text
+    finally:
+        app.terminate()
+        app.wait(10)
+        provider.stop()
+        log.close()
+    assert "Traceback" not in (tmp_path / "app.log").read_text()
+
