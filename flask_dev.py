@@ -71,7 +71,7 @@ def dev_command() -> None:
 
     if "CONFIG_ERROR" in current_app.config:
         raise click.ClickException(current_app.config["CONFIG_ERROR"])
-    settings: AuthSettings = current_app.extensions["flask_logto"].settings
+    settings: AuthSettings = current_app.extensions["logto"].settings
     port = urlsplit(settings.app_base_url).port or (443 if settings.is_https else 80)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     server = provider = None

@@ -25,14 +25,13 @@ from flask import Blueprint, current_app, render_template, session
 from huggingface_hub import HfApi, set_client_factory
 from huggingface_hub.errors import HfHubHTTPError
 
-from client import HfTokenUnavailable, LogtoAuth, current_user, login_required
+from client import HfTokenUnavailable, current_user, login_required
 from flask_logto.connection import HF_USERNAME
 from flask_logto.hub_token import HF_TOKEN_KEY
 from flask_logto.i18n import N_
 
 log = logging.getLogger("auth")
 blueprint = Blueprint("hub", __name__)
-auth = LogtoAuth()  # its methods act on the current app's sign-in unit (create_app has called init_app)
 MAX_LISTED = 50
 DEFAULT_TIMEOUT = 10.0
 T = TypeVar("T")
@@ -112,7 +111,7 @@ def hub_timeout(seconds: float) -> Iterator[None]:
 def page() -> Any:
     user = current_user()
     try:
-        token = auth.hf_token()
+        token = current_app.extensions["logto"].hf_token()
     except HfTokenUnavailable as failure:
         kind = type(failure).__name__
         log.warning("event=hf-token-unavailable user=%s kind=%s cause=%r", user.sub, kind, failure.cause)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from asgiref.sync import async_to_sync
-from flask import Flask, session
+from flask import Flask, current_app, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_session import Session
 from flask_session.base import ServerSideSessionInterface
@@ -34,11 +35,17 @@ from flask_logto.views import (
 
 
 class LogtoAuth:
-    """The Flask extension: checks the settings, sets up sessions and CSRF if needed, adds the routes."""
+    """The Flask extension: checks the settings, sets up sessions and CSRF if needed, adds the routes.
+
+    One object may serve several apps: each app's own part (its settings, its Logto connection and session
+    store: a `Logto`) is kept per app, and `app.extensions["logto"]` is this object, so any code reaches it
+    with `current_app.extensions["logto"]`.
+    """
 
     def __init__(self, app: Flask | None = None, *, ui_locales: Callable[[], str | None] | None = None) -> None:
         """`ui_locales`: optional, called at each sign-in for the `ui_locales` to send Logto (e.g. "ja"), or None."""
         self.ui_locales = ui_locales
+        self._per_app: WeakKeyDictionary[Flask, Logto] = WeakKeyDictionary()
         if app is not None:
             self.init_app(app)
 
@@ -50,7 +57,8 @@ class LogtoAuth:
         if "csrf" not in app.extensions:
             CSRFProtect(app)
         app.extensions["csrf"].exempt(backchannel_logout)  # Logto's server posts it, with a signed token
-        app.extensions["flask_logto"] = Logto(settings, store, ui_locales=self.ui_locales)
+        self._per_app[app] = Logto(settings, store, ui_locales=self.ui_locales)
+        app.extensions["logto"] = self
         app.register_blueprint(blueprint)
         limit_views(app, ["auth.sign_in", "auth.sign_up"], "RATELIMIT_SIGN_IN", scope="sign-in")
         limit_views(app, ["auth.callback"], "RATELIMIT_CALLBACK")
@@ -59,9 +67,14 @@ class LogtoAuth:
         # Logto's servers post every user's logout: only the refused ones count
         limit_views(app, ["auth.backchannel_logout"], "RATELIMIT_BACKCHANNEL_LOGOUT", refused_only=True)
 
+    def connection(self, app: Flask | None = None) -> Logto:
+        """This app's (default: the current app's) Logto connection, settings and session store."""
+        return self._per_app[app or current_app._get_current_object()]  # type: ignore[attr-defined]
+
     @property
     def settings(self) -> AuthSettings:
-        return _logto().settings
+        """The current app's settings, as `init_app` checked them."""
+        return self.connection().settings
 
     def userinfo(self) -> dict[str, Any]:
         """The signed-in user's Logto userinfo, refreshing the access token when it is due (sync views)."""

@@ -246,7 +246,7 @@ def template_helpers() -> dict[str, Any]:
 
 
 def _logto() -> Logto:
-    logto: Logto = current_app.extensions["flask_logto"]
+    logto: Logto = current_app.extensions["logto"].connection()
     return logto
 
 

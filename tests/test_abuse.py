@@ -420,7 +420,7 @@ def test_no_request_walks_the_session_folder(tmp_path: Path, monkeypatch: pytest
     store = site_on("files", tmp_path / "site", None)
     # cachelib walks a folder when its threshold is passed (then on every write): the store's folders have none
     assert store.stack.app.session_interface.cache._threshold == 0  # type: ignore[attr-defined]
-    assert store.stack.app.extensions["flask_logto"].store._cache._threshold == 0
+    assert store.stack.app.extensions["logto"].connection(store.stack.app).store._cache._threshold == 0
 
     walked: list[str] = []
     real_listdir, real_scandir = os.listdir, os.scandir

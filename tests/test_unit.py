@@ -72,6 +72,21 @@ def test_a_mistake_stops_init_app_with_one_line_naming_the_key(tmp_path, change,
     assert named in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_the_extension_is_in_app_extensions_and_one_object_serves_several_apps(tmp_path):
+    auth = LogtoAuth()
+    first, second = Flask("first", root_path=str(tmp_path)), Flask("second", root_path=str(tmp_path))
+    first.config.update(CONFIG, APP_DATA_DIR=str(tmp_path / "first"))
+    second.config.update(CONFIG, APP_DATA_DIR=str(tmp_path / "second"), APP_BASE_URL="http://localhost:4000")
+    auth.init_app(first)
+    auth.init_app(second)
+    assert first.extensions["logto"] is auth and second.extensions["logto"] is auth
+    with second.app_context():
+        assert auth.settings.app_base_url == "http://localhost:4000"
+    with first.app_context():
+        assert auth.settings.app_base_url == "http://localhost:3000"
+        assert auth.connection().store is not auth.connection(second).store
+
+
 def test_init_app_sets_up_server_side_sessions_and_csrf_when_the_app_has_none(tmp_path):
     app, _ = small_app(tmp_path)
     assert isinstance(app.session_interface, ServerSideSessionInterface)
