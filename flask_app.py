@@ -104,7 +104,7 @@ def one_loopback_name() -> Any:
     The session cookie is per host name, so a sign-in started under one name cannot finish under the
     other. Deployed sites answer whatever host a proxy or health check uses.
     """
-    base_url = current_app.config["APP_BASE_URL"]
+    base_url = current_app.config["LOGTO_BASE_URL"]
     if not is_loopback_url(base_url) or request.method not in ("GET", "HEAD"):
         return None
     arrived_as = f"http://{request.host}"
@@ -183,7 +183,7 @@ def security_headers(response: Any) -> Any:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"  # Flask-WTF's https check needs it on our own forms
     response.headers["Cache-Control"] = "no-store"
-    if config["APP_BASE_URL"].startswith("https://"):
+    if config["LOGTO_BASE_URL"].startswith("https://"):
         response.headers["Strict-Transport-Security"] = HSTS
     return response
 

@@ -43,7 +43,7 @@ blueprint = Blueprint("language", __name__)
 def init_app(app: Flask, compiled: Path | None = None, *, switcher: bool = True) -> None:
     """Compile the catalogs (into `compiled`, default APP_DATA_DIR/translations) and set up Flask-Babel;
     with `switcher`, add `POST /language` (the site; not the Space's setup page, which has no forms)."""
-    target = compiled or Path(app.config["APP_DATA_DIR"]) / "translations"
+    target = compiled or Path(app.config["LOGTO_DATA_DIR"]) / "translations"
     target.mkdir(parents=True, exist_ok=True)
     compile_catalogs(CATALOGS, target)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(target)
@@ -115,7 +115,7 @@ def choose() -> Any:
 def _from_another_site() -> bool:
     """A form posted by another site (browsers say so in `Sec-Fetch-Site`, and name the page's `Origin`)."""
     origin = request.headers.get("Origin")
-    own = {request.host_url.rstrip("/"), current_app.config["APP_BASE_URL"]}
+    own = {request.host_url.rstrip("/"), current_app.config["LOGTO_BASE_URL"]}
     return request.headers.get("Sec-Fetch-Site") == "cross-site" or (origin is not None and origin not in own)
 
 

@@ -99,7 +99,7 @@ class BadNote(ValueError):
 
 def init_app(app: Flask) -> None:
     """Set up the database from `DATABASE_URL`, upgrade it to the newest migration, add the routes."""
-    url = database_url(app.config.get("DATABASE_URL") or f"sqlite:///{Path(app.config['APP_DATA_DIR']) / 'notes.db'}")
+    url = database_url(app.config.get("DATABASE_URL") or f"sqlite:///{Path(app.config['LOGTO_DATA_DIR']) / 'notes.db'}")
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(url))
     db.init_app(app)

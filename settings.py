@@ -17,9 +17,12 @@ from urllib.parse import urlsplit
 
 from flask_logto.config import (
     DEFAULT_BASE_URL,
+    DEFAULT_SESSION_LIFETIME,
     MAKE_SECRET_HINT,
+    MIN_SESSION_LIFETIME,
     ConfigError,
     check_base_url,
+    check_redis_url,
     is_loopback_url,
     secret_key_problem,
     whole_number,
@@ -36,7 +39,7 @@ DEV_HUB_PATH = "/hub"  # the local provider's simulated Hub
 DEFAULT_HF_TIMEOUT = 10
 HSTS = "max-age=63072000"  # two years, for https sites (not includeSubDomains: other hosts are not the site's to bind)
 PASSED_THROUGH = (  # read as they are; the unit, the site's modules or the commands check them
-    "LOGTO_APP_ID", "LOGTO_APP_SECRET", "LOGTO_SCOPES", "LOGTO_TIMEOUT", "SESSION_LIFETIME", "SESSION_REDIS_URL",
+    "LOGTO_APP_ID", "LOGTO_APP_SECRET", "LOGTO_SCOPES", "LOGTO_TIMEOUT",
     "LOGTO_M2M_APP_ID", "LOGTO_M2M_APP_SECRET", "LOGTO_MANAGEMENT_RESOURCE", "HF_CLIENT_ID", "HF_CLIENT_SECRET",
     # rate limits (flask_logto/rate_limits.py; RATELIMIT_ENABLED and RATELIMIT_STORAGE_URI are Flask-Limiter's)
     "RATELIMIT_ENABLED", "RATELIMIT_STORAGE_URI", "RATELIMIT_SIGN_IN", "RATELIMIT_CALLBACK", "RATELIMIT_SIGN_OUT",
@@ -53,7 +56,9 @@ def site_config(env: Mapping[str, str]) -> dict[str, Any]:
 
     space_host = space_host_of(env)
     on_space = bool(space_host or get("SPACE_ID"))
-    base_url = check_base_url(get("APP_BASE_URL", f"https://{space_host}" if space_host else DEFAULT_BASE_URL))
+    base_url = check_base_url(
+        get("APP_BASE_URL", f"https://{space_host}" if space_host else DEFAULT_BASE_URL), name="APP_BASE_URL"
+    )
     data_dir = Path(get("APP_DATA_DIR", default_data_dir(on_space))).resolve()
     config: dict[str, Any] = {name: get(name) for name in PASSED_THROUGH}
     dev_port = whole_number(env, "DEVIDP_PORT", DEFAULT_DEV_PROVIDER_PORT, minimum=1)
@@ -74,8 +79,11 @@ def site_config(env: Mapping[str, str]) -> dict[str, Any]:
         SECRET_KEY=secret_key(get("FLASK_SECRET_KEY"), base_url, data_dir),
         LOGTO_ENDPOINT=endpoint,
         LOGTO_DIRECT_SIGN_IN=None if direct_sign_in is None else direct_sign_in.strip(),
-        APP_BASE_URL=base_url,
-        APP_DATA_DIR=str(data_dir),
+        # The unit's LOGTO_ settings under the site's environment names (flask_logto/config.py RENAMED).
+        LOGTO_BASE_URL=base_url,
+        LOGTO_DATA_DIR=str(data_dir),
+        LOGTO_SESSION_LIFETIME=whole_number(env, "SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME, minimum=MIN_SESSION_LIFETIME),
+        LOGTO_REDIS_URL=check_redis_url(get("SESSION_REDIS_URL"), name="SESSION_REDIS_URL"),
         APP_NAME=get("APP_NAME", DEFAULT_APP_NAME)[:80],
         DEVIDP_PORT=dev_port,
         USES_DEV_PROVIDER=uses_dev_provider,

@@ -10,8 +10,8 @@
 
 Settings come from `app.config` and are checked by `init_app` (a mistake raises `ConfigError`, one
 line naming the key and the fix): `LOGTO_ENDPOINT`, `LOGTO_APP_ID`, `LOGTO_APP_SECRET`, `SECRET_KEY`,
-`APP_BASE_URL`, `LOGTO_SCOPES`, `LOGTO_DIRECT_SIGN_IN`, `LOGTO_TIMEOUT`, `SESSION_LIFETIME`, `APP_DATA_DIR`,
-`SESSION_REDIS_URL`, and the rate limits (rate_limits.py): `RATELIMIT_ENABLED`,
+`LOGTO_BASE_URL`, `LOGTO_SCOPES`, `LOGTO_DIRECT_SIGN_IN`, `LOGTO_TIMEOUT`, `LOGTO_SESSION_LIFETIME`,
+`LOGTO_DATA_DIR`, `LOGTO_REDIS_URL` (config.py), and the rate limits (rate_limits.py): `RATELIMIT_ENABLED`,
 `RATELIMIT_STORAGE_URI`, `RATELIMIT_SIGN_IN`, `RATELIMIT_CALLBACK`, `RATELIMIT_SIGN_OUT`,
 `RATELIMIT_BACKCHANNEL_LOGOUT`.
 
@@ -26,7 +26,7 @@ Languages: the unit's pages and messages are in the visitor's language when the 
 its sign-in pages in (`ui_locales`, e.g. "ja"). Signing out flashes "You are signed out." (category `signed-out`).
 
 Tokens never reach a cookie: without a server-side session, `init_app` sets up Flask-Session on files in
-`APP_DATA_DIR/sessions`, or in Redis with `SESSION_REDIS_URL` (session_store.py: a session
+`LOGTO_DATA_DIR/sessions`, or in Redis with `LOGTO_REDIS_URL` (session_store.py: a session
 without a completed sign-in lives 15 minutes; a store that is down or full gives a 503 page and the site
 recovers when it is back); without CSRF protection, it turns on Flask-WTF's (`csrf_token()` in templates).
 

@@ -1,6 +1,6 @@
 """OpenID Connect Back-Channel Logout 1.0: Logto tells the site that a sign-in ended; the site ends its sessions.
 
-Logto POSTs `logout_token=<JWT>` to `{APP_BASE_URL}/backchannel-logout` when someone signs out at Logto
+Logto POSTs `logout_token=<JWT>` to `{LOGTO_BASE_URL}/backchannel-logout` when someone signs out at Logto
 (end-session), once, with a 2.5 s timeout and no retry. The token is signed with Logto's ID-token keys
 and carries `iss`, `aud` (the app id), `iat`, `exp`, `jti`, `events` with the back-channel logout event,
 `sub` and, when the app has `backchannelLogoutSessionRequired`, `sid` (the Logto session, also in the

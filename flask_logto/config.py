@@ -18,6 +18,7 @@ DEFAULT_BASE_URL = "http://localhost:3000"
 DEFAULT_SCOPES = "email identities"
 DEFAULT_DIRECT_SIGN_IN = "social:huggingface"
 DEFAULT_SESSION_LIFETIME = int(timedelta(days=14).total_seconds())  # Logto's refresh-token lifetime
+MIN_SESSION_LIFETIME = 60
 DEFAULT_TIMEOUT = 10
 SIGN_IN_TIMEOUT_SECONDS = 15 * 60  # a sign-in in progress, and anything kept for a visitor not signed in, lives this long
 MIN_SECRET_KEY_LENGTH = 32
@@ -84,12 +85,23 @@ def issuer(endpoint: str) -> str:
     return f"{endpoint}/oidc"
 
 
+# Settings renamed into the unit's own LOGTO_ namespace (the last two were in Flask-Session's SESSION_ one).
+RENAMED = {
+    "APP_BASE_URL": "LOGTO_BASE_URL", "APP_DATA_DIR": "LOGTO_DATA_DIR",
+    "SESSION_LIFETIME": "LOGTO_SESSION_LIFETIME", "SESSION_REDIS_URL": "LOGTO_REDIS_URL",
+}
+
+
 def read_auth_settings(config: Mapping[str, Any]) -> AuthSettings:
     """The unit's settings from `app.config`; raise `ConfigError` on the first mistake."""
 
     def text(name: str, default: str = "") -> str:
         value = config.get(name)
         return str(value).strip() if value not in (None, "") else default
+
+    for old, new in RENAMED.items():
+        if old in config and new not in config:
+            raise ConfigError(f"{old} is now called {new}: rename it in app.config")
 
     endpoint = text("LOGTO_ENDPOINT")
     if not endpoint:
@@ -101,7 +113,7 @@ def read_auth_settings(config: Mapping[str, Any]) -> AuthSettings:
                 f"{name} is missing while LOGTO_ENDPOINT is set: copy {what} of your "
                 "Traditional web app from the Logto console (Applications)"
             )
-    base_url = check_base_url(text("APP_BASE_URL", DEFAULT_BASE_URL))
+    base_url = check_base_url(text("LOGTO_BASE_URL", DEFAULT_BASE_URL))
     problem = secret_key_problem(str(config.get("SECRET_KEY") or ""))
     if problem:
         raise ConfigError(f"SECRET_KEY {problem}: {MAKE_SECRET_HINT}")
@@ -114,9 +126,11 @@ def read_auth_settings(config: Mapping[str, Any]) -> AuthSettings:
         scopes=tuple(text("LOGTO_SCOPES", DEFAULT_SCOPES).split()),
         direct_sign_in=DEFAULT_DIRECT_SIGN_IN if direct is None else str(direct).strip(),  # "": Logto's page
         logto_timeout=float(whole_number(config, "LOGTO_TIMEOUT", DEFAULT_TIMEOUT, minimum=1)),
-        session_lifetime=timedelta(seconds=whole_number(config, "SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME, minimum=60)),
-        data_dir=Path(text("APP_DATA_DIR", "instance")).resolve(),
-        session_redis_url=check_redis_url(text("SESSION_REDIS_URL")),
+        session_lifetime=timedelta(
+            seconds=whole_number(config, "LOGTO_SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME, minimum=MIN_SESSION_LIFETIME)
+        ),
+        data_dir=Path(text("LOGTO_DATA_DIR", "instance")).resolve(),
+        session_redis_url=check_redis_url(text("LOGTO_REDIS_URL")),
     )
 
 
@@ -148,36 +162,38 @@ def is_private_url(url: str) -> bool:
         return False
 
 
-def check_base_url(url: str) -> str:
+def check_base_url(url: str, name: str = "LOGTO_BASE_URL") -> str:
+    """`url` as scheme://host[:port] if it is one (https unless on this machine); `name` is the setting it came from."""
     parts = urlsplit(url)
     try:
         _ = parts.port  # reading it checks it
     except ValueError:
-        raise ConfigError(f"APP_BASE_URL={url!r} has a bad port: use e.g. http://localhost:3000") from None
+        raise ConfigError(f"{name}={url!r} has a bad port: use e.g. http://localhost:3000") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"APP_BASE_URL={url!r} is not a URL: use e.g. http://localhost:3000")
+        raise ConfigError(f"{name}={url!r} is not a URL: use e.g. http://localhost:3000")
     if parts.path.rstrip("/") or parts.query or parts.fragment:
         raise ConfigError(
-            f"APP_BASE_URL={url!r} has a path: give only scheme, host and port (e.g. https://me-site.hf.space)"
+            f"{name}={url!r} has a path: give only scheme, host and port (e.g. https://me-site.hf.space)"
         )
     if parts.scheme == "http" and not is_loopback_url(url):
-        raise ConfigError(f"APP_BASE_URL={url!r} must use https unless the host is localhost or 127.0.0.1")
+        raise ConfigError(f"{name}={url!r} must use https unless the host is localhost or 127.0.0.1")
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def check_redis_url(url: str) -> str:
-    """`url` if empty or a Redis URL (redis:// or rediss://, with a host); the message never shows a password."""
+def check_redis_url(url: str, name: str = "LOGTO_REDIS_URL") -> str:
+    """`url` if empty or a Redis URL (redis:// or rediss://, with a host); the message (naming the setting `name`)
+    never shows a password."""
     if not url:
         return ""
     try:
         parts = urlsplit(url)
         password, host, _ = parts.password, parts.hostname, parts.port  # reading the port checks it
     except ValueError:
-        raise ConfigError("SESSION_REDIS_URL is not a Redis URL: use e.g. redis://localhost:6379/0") from None
+        raise ConfigError(f"{name} is not a Redis URL: use e.g. redis://localhost:6379/0") from None
     shown = repr(url.replace(password, "***") if password else url)
     if parts.scheme not in ("redis", "rediss") or not host:
         raise ConfigError(
-            f"SESSION_REDIS_URL={shown} is not a Redis URL: use redis://host:6379/0 (rediss:// for TLS), "
+            f"{name}={shown} is not a Redis URL: use redis://host:6379/0 (rediss:// for TLS), "
             "or leave it empty to keep sessions in files"
         )
     return url

@@ -2,7 +2,7 @@
 has none, registers the `auth` blueprint (views.py), and answers `userinfo()` and `hf_token()`.
 
 Without a server-side session of the app's own, `init_app` sets up Flask-Session on files in
-`APP_DATA_DIR/sessions`, or in Redis with `SESSION_REDIS_URL` (session_store.py); tokens never reach a cookie.
+`LOGTO_DATA_DIR/sessions`, or in Redis with `LOGTO_REDIS_URL` (session_store.py); tokens never reach a cookie.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def _server_side_sessions(app: Flask, settings: AuthSettings) -> Store:
     app.config["PERMANENT_SESSION_LIFETIME"] = settings.session_lifetime
     if isinstance(app.session_interface, ServerSideSessionInterface):
         if settings.session_redis_url:
-            raise ConfigError("SESSION_REDIS_URL is set but the app set up Flask-Session itself: keep one of the two")
+            raise ConfigError("LOGTO_REDIS_URL is set but the app set up Flask-Session itself: keep one of the two")
         return store_beside(app.session_interface, settings.data_dir)
     if type(app.session_interface) is not SecureCookieSessionInterface:
         raise ConfigError(
@@ -124,7 +124,7 @@ def _server_side_sessions(app: Flask, settings: AuthSettings) -> Store:
     app.config["SESSION_REFRESH_EACH_REQUEST"] = False  # write the session only when it changed
     if app.config.get("SESSION_TYPE") not in (None, "null"):  # the app chose a Flask-Session backend by config
         if settings.session_redis_url:
-            raise ConfigError("SESSION_REDIS_URL is set but so is SESSION_TYPE: keep one of the two")
+            raise ConfigError("LOGTO_REDIS_URL is set but so is SESSION_TYPE: keep one of the two")
         Session(app)
         return store_beside(app.session_interface, settings.data_dir)
     app.session_interface, store = session_interface(app, settings.data_dir, settings.session_redis_url)

@@ -3,7 +3,7 @@
 A storage for the `limits` library (Flask-Limiter's counters), registered under the scheme
 `logto-sqlite` (`logto-sqlite:////abs/path/ratelimits.sqlite`). `limits` has no storage that several
 processes share without a server (its `memory://` is per process), and the unit's default store is files
-on one machine; with `SESSION_REDIS_URL` the counters go to Redis instead (rate_limits.py). It serves
+on one machine; with `LOGTO_REDIS_URL` the counters go to Redis instead (rate_limits.py). It serves
 the fixed-window strategy: a counter per key that lives until its window ends.
 
 Each call is one short write transaction (WAL, `BEGIN IMMEDIATE`), so processes count together; a few

@@ -4,8 +4,8 @@
   (`request.remote_addr`: the connection's; an app behind proxies says how many it trusts with Werkzeug's
   `ProxyFix`, so a made-up `X-Forwarded-For` never buys a fresh allowance; an IPv6 client counts per /64,
   the block one subscriber gets, so a block's addresses do not each get one). Counters live where the
-  sessions live: in their Redis with `SESSION_REDIS_URL` (every instance counts together), else in an
-  SQLite file in `APP_DATA_DIR` that the machine's worker processes share (limit_storage.py).
+  sessions live: in their Redis with `LOGTO_REDIS_URL` (every instance counts together), else in an
+  SQLite file in `LOGTO_DATA_DIR` that the machine's worker processes share (limit_storage.py).
   Flask-Limiter's own settings apply: `RATELIMIT_ENABLED` (default true), `RATELIMIT_STORAGE_URI`, ...
 - `limit_views(app, endpoints, setting, ...)`: a limit, read from `app.config[setting]` (e.g. "20 per
   minute"), on views already registered. With `check_csrf` the view's CSRF check comes after the limit
@@ -91,7 +91,7 @@ def setup_limiter(app: Flask, store: Store, data_dir: Path, redis_url: str) -> L
     config["RATELIMIT_STORAGE_OPTIONS"] = options
     strategy = config.setdefault("RATELIMIT_STRATEGY", "fixed-window")
     if config["RATELIMIT_STORAGE_URI"].startswith(SQLITE_SCHEME) and strategy != "fixed-window":
-        raise ConfigError(f"RATELIMIT_STRATEGY={strategy!r} needs counters in Redis: set SESSION_REDIS_URL")
+        raise ConfigError(f"RATELIMIT_STRATEGY={strategy!r} needs counters in Redis: set LOGTO_REDIS_URL")
     limiter = RouteLimiter(client_address, app=app)
     app.extensions[LIMITER] = limiter
     logging.getLogger("flask-limiter").setLevel(logging.WARNING)  # its INFO line per refused request, client unquoted

@@ -2,15 +2,15 @@
 
 That is the server-side sessions (Flask-Session) and, next to them, the refresh lock and the refresh
 handoff (token_refresh.py), the index from Logto sessions and users to site sessions and the logout
-tokens already used (backchannel.py). Two stores, chosen by `SESSION_REDIS_URL`:
+tokens already used (backchannel.py). Two stores, chosen by `LOGTO_REDIS_URL`:
 
-- `FileStore` (the default): session files in `APP_DATA_DIR/sessions`, locks on `flock` stripes, the
+- `FileStore` (the default): session files in `LOGTO_DATA_DIR/sessions`, locks on `flock` stripes, the
   rest in cachelib files; shared by the processes of one machine. No request ever walks a folder:
   expired files are deleted by a background thread of each process (`ExpiredFileSweeper`).
 - `RedisStore`: everything in one Redis, shared by any number of instances. Locks are Redis keys with
   an expiry (SET NX PX, released only by the holder's token), so a crashed holder blocks nobody for long.
 
-What lives how long: a session that holds a completed sign-in lives `SESSION_LIFETIME` from its last
+What lives how long: a session that holds a completed sign-in lives `LOGTO_SESSION_LIFETIME` from its last
 change; any other session (a sign-in in progress, a "signed out" notice, an anonymous form's CSRF token)
 lives at most the sign-in timeout, 15 minutes, as a Redis key's TTL or a file's expiry. So anonymous
 traffic never outlives a quarter of an hour, and a Redis with `maxmemory-policy volatile-ttl` evicts
@@ -87,12 +87,12 @@ UNAVAILABLE_MESSAGE = N_("We could not reach the place where sign-ins are kept. 
 
 
 def holds_sign_in(stored: Mapping[str, Any]) -> bool:
-    """True when a session belongs to a completed sign-in (only such a session lives `SESSION_LIFETIME`)."""
+    """True when a session belongs to a completed sign-in (only such a session lives `LOGTO_SESSION_LIFETIME`)."""
     return stored.get(SIGNED_IN_SESSION_KEY) is not None
 
 
 def session_lifetime(signed_in_lifetime: timedelta, stored: Mapping[str, Any]) -> timedelta:
-    """How long the store keeps a session: `SESSION_LIFETIME` when signed in, else the sign-in timeout."""
+    """How long the store keeps a session: `LOGTO_SESSION_LIFETIME` when signed in, else the sign-in timeout."""
     return signed_in_lifetime if holds_sign_in(stored) else min(SIGN_IN_LIFETIME, signed_in_lifetime)
 
 

@@ -118,9 +118,9 @@ def admin_env(config: Mapping[str, Any], environ: Mapping[str, str]) -> AdminEnv
         m2m_app_id=config["LOGTO_M2M_APP_ID"],
         m2m_app_secret=config["LOGTO_M2M_APP_SECRET"],
         resource=management_resource(endpoint, config["LOGTO_MANAGEMENT_RESOURCE"]),
-        base_url=config["APP_BASE_URL"],
+        base_url=config["LOGTO_BASE_URL"],
         secret_key=environ.get("FLASK_SECRET_KEY", "").strip(),  # as the site reads it; see read_site_config
-        data_dir=Path(config["APP_DATA_DIR"]),
+        data_dir=Path(config["LOGTO_DATA_DIR"]),
         direct_sign_in=DEFAULT_DIRECT_SIGN_IN if direct_sign_in is None else direct_sign_in,
         scopes=tuple((config["LOGTO_SCOPES"] or DEFAULT_SCOPES).split()),
     )

@@ -186,7 +186,7 @@ def test_the_switcher_refuses_a_post_from_another_site(app, headers):
 def test_a_signed_out_visit_stores_no_session(app):
     """No CSRF token on the anonymous pages' forms: an anonymous visit leaves nothing in the session store."""
     client = app.test_client()
-    sessions = Path(app.config["APP_DATA_DIR"]) / "sessions"
+    sessions = Path(app.config["LOGTO_DATA_DIR"]) / "sessions"
     before = sorted(sessions.iterdir())  # the store's own bookkeeping file
     for path in ["/", "/no-such-page"]:
         answer = get(client, path)
@@ -248,7 +248,7 @@ def test_without_flask_babel_the_unit_speaks_english(tmp_path):
     app = Flask("plain", root_path=str(tmp_path))  # no templates, no Flask-Babel
     app.config.update(
         SECRET_KEY="plain-app-key-" + "0123456789abcdef" * 2, LOGTO_ENDPOINT="http://127.0.0.1:9", LOGTO_APP_ID="app",
-        LOGTO_APP_SECRET="secret", APP_BASE_URL="http://localhost:3000", APP_DATA_DIR=str(tmp_path),
+        LOGTO_APP_SECRET="secret", LOGTO_BASE_URL="http://localhost:3000", LOGTO_DATA_DIR=str(tmp_path),
     )
     LogtoAuth(app)
     client = app.test_client()

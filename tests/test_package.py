@@ -102,8 +102,8 @@ def test_the_readme_app_signs_in_and_out_with_the_installed_wheel(tmp_path: Path
     env = {
         **clean_env, "FLASK_SECRET_KEY": "readme-app-" + "0123456789abcdef" * 2,
         "FLASK_LOGTO_ENDPOINT": provider.endpoint, "FLASK_LOGTO_APP_ID": "my-app",
-        "FLASK_LOGTO_APP_SECRET": "my-app-secret-" + "x1y2z3" * 4, "FLASK_APP_BASE_URL": base_url,
-        "FLASK_APP_DATA_DIR": str(tmp_path / "data"),
+        "FLASK_LOGTO_APP_SECRET": "my-app-secret-" + "x1y2z3" * 4, "FLASK_LOGTO_BASE_URL": base_url,
+        "FLASK_LOGTO_DATA_DIR": str(tmp_path / "data"),
     }
     log = (tmp_path / "app.log").open("w")
     app = subprocess.Popen(

@@ -25,7 +25,7 @@ def space_app(tmp_path: Path, **env: str):
 
 def test_the_base_url_is_the_spaces_first_host_and_no_local_provider_starts(tmp_path):
     config = site_config({"APP_DATA_DIR": str(tmp_path), **SPACE, **TENANT})
-    assert config["APP_BASE_URL"] == "https://me-site.hf.space"
+    assert config["LOGTO_BASE_URL"] == "https://me-site.hf.space"
     assert config["ON_SPACE"] and not config["USES_DEV_PROVIDER"]
     assert config["FRAME_ANCESTORS"] == "https://huggingface.co"
 

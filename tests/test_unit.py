@@ -21,13 +21,13 @@ from settings import site_config
 SECRET = "unit-test-key-" + "0123456789abcdef" * 2
 CONFIG = {
     "SECRET_KEY": SECRET, "LOGTO_ENDPOINT": "http://127.0.0.1:9", "LOGTO_APP_ID": "app",
-    "LOGTO_APP_SECRET": "secret", "APP_BASE_URL": "http://localhost:3000",
+    "LOGTO_APP_SECRET": "secret", "LOGTO_BASE_URL": "http://localhost:3000",
 }
 
 
 def small_app(tmp_path: Path, **config: Any) -> tuple[Flask, LogtoAuth]:
     app = Flask("small", root_path=str(tmp_path))  # no templates of its own
-    app.config.update(CONFIG, APP_DATA_DIR=str(tmp_path), **config)
+    app.config.update(CONFIG, LOGTO_DATA_DIR=str(tmp_path), **config)
     auth = LogtoAuth()
     auth.init_app(app)
 
@@ -57,11 +57,11 @@ def signed_in(client: Any, **user: Any) -> None:
         ({"LOGTO_ENDPOINT": "https://t.logto.app/oidc"}, "LOGTO_ENDPOINT"),
         ({"LOGTO_APP_ID": None}, "LOGTO_APP_ID"),
         ({"LOGTO_APP_SECRET": ""}, "LOGTO_APP_SECRET"),
-        ({"APP_BASE_URL": "http://example.com"}, "APP_BASE_URL"),
+        ({"LOGTO_BASE_URL": "http://example.com"}, "LOGTO_BASE_URL"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY is too short"),
         ({"SECRET_KEY": None}, "SECRET_KEY is missing"),
         ({"LOGTO_TIMEOUT": "soon"}, "LOGTO_TIMEOUT"),
-        ({"SESSION_LIFETIME": 5}, "SESSION_LIFETIME"),
+        ({"LOGTO_SESSION_LIFETIME": 5}, "LOGTO_SESSION_LIFETIME"),
     ],
 )
 def test_a_mistake_stops_init_app_with_one_line_naming_the_key(tmp_path, change, named):
@@ -72,11 +72,23 @@ def test_a_mistake_stops_init_app_with_one_line_naming_the_key(tmp_path, change,
     assert named in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize("old, new", [
+    ("APP_BASE_URL", "LOGTO_BASE_URL"), ("APP_DATA_DIR", "LOGTO_DATA_DIR"),
+    ("SESSION_LIFETIME", "LOGTO_SESSION_LIFETIME"), ("SESSION_REDIS_URL", "LOGTO_REDIS_URL"),
+])
+def test_an_old_setting_name_without_its_new_one_stops_init_app_naming_the_new_one(tmp_path, old, new):
+    app = Flask("renamed", root_path=str(tmp_path))
+    app.config.update({key: value for key, value in CONFIG.items() if key != new}, **{old: "x"})
+    with pytest.raises(ConfigError) as caught:
+        LogtoAuth(app)
+    assert str(caught.value) == f"{old} is now called {new}: rename it in app.config"
+
+
 def test_the_extension_is_in_app_extensions_and_one_object_serves_several_apps(tmp_path):
     auth = LogtoAuth()
     first, second = Flask("first", root_path=str(tmp_path)), Flask("second", root_path=str(tmp_path))
-    first.config.update(CONFIG, APP_DATA_DIR=str(tmp_path / "first"))
-    second.config.update(CONFIG, APP_DATA_DIR=str(tmp_path / "second"), APP_BASE_URL="http://localhost:4000")
+    first.config.update(CONFIG, LOGTO_DATA_DIR=str(tmp_path / "first"))
+    second.config.update(CONFIG, LOGTO_DATA_DIR=str(tmp_path / "second"), LOGTO_BASE_URL="http://localhost:4000")
     auth.init_app(first)
     auth.init_app(second)
     assert first.extensions["logto"] is auth and second.extensions["logto"] is auth
