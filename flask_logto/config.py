@@ -42,11 +42,14 @@ class AuthSettings:
     session_lifetime: timedelta
     data_dir: Path
     session_redis_url: str = ""  # empty: sessions in files under data_dir
-
+    # Where the unit's routes are (with `url_prefix`): `LogtoAuth.init_app` sets them from the app's URL map.
+    callback_path: str = "/callback"
+    backchannel_logout_path: str = "/backchannel-logout"
+    auth_paths: frozenset[str] = frozenset({"/sign-in", "/sign-up", "/callback", "/sign-out", "/backchannel-logout"})
 
     @property
     def redirect_uri(self) -> str:
-        return redirect_uri(self.app_base_url)
+        return f"{self.app_base_url}{self.callback_path}"
 
     @property
     def post_sign_out_uri(self) -> str:
@@ -54,7 +57,7 @@ class AuthSettings:
 
     @property
     def backchannel_logout_uri(self) -> str:
-        return backchannel_logout_uri(self.app_base_url)
+        return f"{self.app_base_url}{self.backchannel_logout_path}"
 
     @property
     def is_https(self) -> bool:
@@ -66,7 +69,7 @@ class AuthSettings:
 
 
 def redirect_uri(base_url: str) -> str:
-    """The URI to register on the Logto app as a redirect URI (the unit's `/callback`)."""
+    """The URI to register on the Logto app as a redirect URI (the unit's `/callback`, without a `url_prefix`)."""
     return f"{base_url}/callback"
 
 
@@ -76,7 +79,7 @@ def post_sign_out_uri(base_url: str) -> str:
 
 
 def backchannel_logout_uri(base_url: str) -> str:
-    """The URI to register on the Logto app as its back-channel logout URI (the unit's `/backchannel-logout`)."""
+    """The URI to register on the Logto app as its back-channel logout URI (`/backchannel-logout`, without a `url_prefix`)."""
     return f"{base_url}/backchannel-logout"
 
 
@@ -132,6 +135,13 @@ def read_auth_settings(config: Mapping[str, Any]) -> AuthSettings:
         data_dir=Path(text("LOGTO_DATA_DIR", "instance")).resolve(),
         session_redis_url=check_redis_url(text("LOGTO_REDIS_URL")),
     )
+
+
+def check_url_prefix(prefix: str) -> str:
+    """A blueprint `url_prefix` for the unit's routes: empty, or a path like `/auth` (no trailing slash)."""
+    if prefix and (not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix or "?" in prefix or "#" in prefix):
+        raise ConfigError(f"url_prefix={prefix!r} is not a path prefix: use e.g. '/auth' (or none)")
+    return prefix
 
 
 def is_loopback_url(url: str) -> bool:

@@ -8,6 +8,7 @@ Without a server-side session of the app's own, `init_app` sets up Flask-Session
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -18,7 +19,7 @@ from flask_session import Session
 from flask_session.base import ServerSideSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
-from flask_logto.config import AuthSettings, ConfigError, read_auth_settings
+from flask_logto.config import AuthSettings, ConfigError, check_url_prefix, read_auth_settings
 from flask_logto.connection import Logto
 from flask_logto.hub_token import session_hf_token
 from flask_logto.rate_limits import limit_views, setup_limiter
@@ -42,9 +43,13 @@ class LogtoAuth:
     with `current_app.extensions["logto"]`.
     """
 
-    def __init__(self, app: Flask | None = None, *, ui_locales: Callable[[], str | None] | None = None) -> None:
-        """`ui_locales`: optional, called at each sign-in for the `ui_locales` to send Logto (e.g. "ja"), or None."""
+    def __init__(
+        self, app: Flask | None = None, *, ui_locales: Callable[[], str | None] | None = None, url_prefix: str = "",
+    ) -> None:
+        """`ui_locales`: optional, called at each sign-in for the `ui_locales` to send Logto (e.g. "ja"), or None.
+        `url_prefix`: where the routes go (e.g. "/auth": `/auth/sign-in`, `/auth/callback`, ...); default `/`."""
         self.ui_locales = ui_locales
+        self.url_prefix = check_url_prefix(url_prefix)
         self._per_app: WeakKeyDictionary[Flask, Logto] = WeakKeyDictionary()
         if app is not None:
             self.init_app(app)
@@ -57,9 +62,9 @@ class LogtoAuth:
         if "csrf" not in app.extensions:
             CSRFProtect(app)
         app.extensions["csrf"].exempt(backchannel_logout)  # Logto's server posts it, with a signed token
-        self._per_app[app] = Logto(settings, store, ui_locales=self.ui_locales)
+        app.register_blueprint(blueprint, url_prefix=self.url_prefix or None)
+        self._per_app[app] = Logto(_routed(app, settings), store, ui_locales=self.ui_locales)
         app.extensions["logto"] = self
-        app.register_blueprint(blueprint)
         limit_views(app, ["auth.sign_in", "auth.sign_up"], "RATELIMIT_SIGN_IN", scope="sign-in")
         limit_views(app, ["auth.callback"], "RATELIMIT_CALLBACK")
         # per person once signed in: nobody behind the same address can stop someone from signing out
@@ -99,6 +104,19 @@ class LogtoAuth:
         """`hf_token()` for async views. No call to Logto while the session keeps an unexpired one."""
         user = _signed_in("hf-token")
         return await session_hf_token(_logto(), session, lambda: _refresh_session(user))
+
+
+def _routed(app: Flask, settings: AuthSettings) -> AuthSettings:
+    """The settings with the paths the app's URL map gives the unit's routes (as `url_for` builds them)."""
+    urls = app.url_map.bind("localhost")
+    paths = {endpoint: urls.build(f"auth.{endpoint}") for endpoint in ROUTES}
+    return replace(
+        settings, callback_path=paths["callback"], backchannel_logout_path=paths["backchannel_logout"],
+        auth_paths=frozenset(paths.values()),
+    )
+
+
+ROUTES = ("sign_in", "sign_up", "callback", "sign_out", "backchannel_logout")
 
 
 def _server_side_sessions(app: Flask, settings: AuthSettings) -> Store:

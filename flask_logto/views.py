@@ -18,11 +18,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, has_app_context, redirect, render_template, request, session, url_for
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 
 from flask_logto.backchannel import BadLogoutToken
+from flask_logto.config import AuthSettings
 from flask_logto.connection import (
     USER_KEY,
     USERINFO_KEY,
@@ -40,7 +41,6 @@ from flask_logto.session_store import STORE_ERRORS, delete_sessions, holds_sign_
 from flask_logto.token_refresh import TOKEN_KEYS
 
 log = logging.getLogger("auth")
-AUTH_PATHS = frozenset({"/sign-in", "/sign-up", "/callback", "/sign-out"})
 MAX_NEXT_LENGTH = 2048
 _USER_CACHE = "_logto_auth_user"
 
@@ -118,7 +118,7 @@ def safe_next(target: str | None) -> str:
     if any(not 0x21 <= ord(char) <= 0x7E for char in target):
         return "/"
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or parts.path in AUTH_PATHS:
+    if parts.scheme or parts.netloc or parts.path in _auth_paths():
         return "/"
     return target
 
@@ -243,6 +243,13 @@ blueprint.before_app_request(lambda: drop_expired(session))  # an expired Huggin
 @blueprint.app_context_processor
 def template_helpers() -> dict[str, Any]:
     return {"current_user": current_user, "page_language": language_tag, **jinja_helpers()}
+
+
+def _auth_paths() -> frozenset[str]:
+    """The unit's own routes (where `next` must not lead), as this app has them; the defaults outside an app."""
+    if has_app_context() and "logto" in current_app.extensions:
+        return _logto().settings.auth_paths
+    return AuthSettings.auth_paths
 
 
 def _logto() -> Logto:

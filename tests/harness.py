@@ -118,7 +118,8 @@ def forms_in(html: str) -> list[dict[str, object]]:
 
 
 def follow_to_callback(
-    http: requests.Session, url: str, base_url: str, *, username: str = "alice", action: str = "authorize"
+    http: requests.Session, url: str, base_url: str, *, username: str = "alice", action: str = "authorize",
+    callback_path: str = "/callback",
 ) -> str:
     """Follow the provider's redirects and answer its Hugging Face page; return the site callback URL."""
     for _ in range(20):
@@ -135,7 +136,7 @@ def follow_to_callback(
             url = urljoin(form_url, response.headers["Location"])
         else:
             raise AssertionError(f"unexpected {response.status_code} at {url}: {response.text[:300]}")
-        if url.startswith(f"{base_url}/callback"):
+        if url.startswith(f"{base_url}{callback_path}"):
             return url
     raise AssertionError("too many redirects")
 

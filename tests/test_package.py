@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import csrf_token_in, follow_to_callback
+from conftest import csrf_token_in, follow_to_callback, forms_in
 from devidp.launcher import ensure_installed, start_provider
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,11 +77,23 @@ def fresh_virtualenv(where: Path, wheel: Path) -> Path:
     return python
 
 
-def test_the_readme_app_signs_in_and_out_with_the_installed_wheel(tmp_path: Path, built: dict[str, Path]):
-    python = fresh_virtualenv(tmp_path / "venv", built["wheel"])
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory, built: dict[str, Path]) -> Path:
+    """The python of a fresh virtualenv that has the wheel."""
+    return fresh_virtualenv(tmp_path_factory.mktemp("fresh") / "venv", built["wheel"])
+
+
+@pytest.mark.parametrize("prefix", ["", "/auth"])
+def test_the_readme_app_signs_in_and_out_with_the_installed_wheel(tmp_path: Path, installed: Path, prefix: str):
+    """The README's app as it is, and with `LogtoAuth(app, url_prefix="/auth")`."""
+    python = installed
     project = tmp_path / "myapp"
     project.mkdir()
-    (project / "app.py").write_text(readme_app(), encoding="utf-8")
+    code = readme_app()
+    if prefix:
+        assert "auth = LogtoAuth(app)" in code
+        code = code.replace("auth = LogtoAuth(app)", f"auth = LogtoAuth(app, url_prefix={prefix!r})")
+    (project / "app.py").write_text(code, encoding="utf-8")
     clean_env = {key: value for key, value in os.environ.items() if not key.startswith(("FLASK_", "LOGTO_", "APP_"))}
     clean_env.pop("PYTHONPATH", None)
     where = json.loads(subprocess.run(
@@ -89,14 +101,14 @@ def test_the_readme_app_signs_in_and_out_with_the_installed_wheel(tmp_path: Path
          "print(json.dumps([flask_logto.__file__, [os.path.abspath(entry) for entry in sys.path]]))"],
         cwd=project, env=clean_env, check=True, capture_output=True, text=True, timeout=60,
     ).stdout)
-    assert where[0].startswith(str(tmp_path / "venv")) and str(ROOT) not in where[1]  # no checkout on sys.path
+    assert where[0].startswith(str(python.parent.parent)) and str(ROOT) not in where[1]  # no checkout on sys.path
 
     listener = socket.create_server(("127.0.0.1", 0))
     base_url = f"http://localhost:{listener.getsockname()[1]}"
     ensure_installed()
     provider = start_provider(
         port=0, client_id="my-app", client_secret="my-app-secret-" + "x1y2z3" * 4,
-        redirect_uris=[f"{base_url}/callback"], post_logout_redirect_uris=[f"{base_url}/"],
+        redirect_uris=[f"{base_url}{prefix}/callback"], post_logout_redirect_uris=[f"{base_url}/"],
         data_dir=tmp_path / "devidp",
     )
     env = {
@@ -116,21 +128,28 @@ def test_the_readme_app_signs_in_and_out_with_the_installed_wheel(tmp_path: Path
         # The socket was listening before the app started: this waits in its backlog until the app is up.
         assert "Sign in with Hugging Face" in http.get(base_url + "/", timeout=30).text
         first = http.get(base_url + "/private", allow_redirects=False, timeout=10)
-        assert first.status_code == 302 and first.headers["Location"].startswith("/sign-in?next=")
+        assert first.status_code == 302 and first.headers["Location"].startswith(f"{prefix}/sign-in?next=")
         authorize = http.get(base_url + first.headers["Location"], allow_redirects=False, timeout=10)
-        callback = follow_to_callback(http, authorize.headers["Location"], base_url, username="readme-user")
+        callback = follow_to_callback(
+            http, authorize.headers["Location"], base_url, username="readme-user", callback_path=f"{prefix}/callback"
+        )
         answer = http.get(callback, allow_redirects=False, timeout=10)
         assert answer.status_code == 302 and answer.headers["Location"] == "/private"
         assert http.get(base_url + "/private", timeout=10).text == "Hello readme-user"
         assert not any("eyJ" in cookie.value for cookie in http.cookies)  # no token in a cookie
 
-        token = csrf_token_in(http.get(base_url + "/", timeout=10).text)
-        out = http.post(base_url + "/sign-out", data={"csrf_token": token}, allow_redirects=False, timeout=10)
+        home = http.get(base_url + "/", timeout=10).text
+        assert forms_in(home)[0]["action"] == f"{prefix}/sign-out"
+        out = http.post(
+            base_url + f"{prefix}/sign-out", data={"csrf_token": csrf_token_in(home)}, allow_redirects=False, timeout=10
+        )
         assert out.status_code == 302 and out.headers["Location"].startswith(f"{provider.endpoint}/oidc/session/end")
         assert http.get(base_url + "/private", allow_redirects=False, timeout=10).status_code == 302
 
-        failure = requests.get(base_url + "/callback?state=x&code=y", timeout=10)  # the unit's own page
+        failure = requests.get(base_url + f"{prefix}/callback?state=x&code=y", timeout=10)  # the unit's own page
         assert failure.status_code == 400 and "no sign-in in progress" in failure.text
+        if prefix:  # nothing of the unit at the app's root
+            assert requests.get(base_url + "/sign-in", allow_redirects=False, timeout=10).status_code == 404
     finally:
         app.terminate()
         app.wait(10)

@@ -4,7 +4,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from client import safe_next
+from client import ConfigError, safe_next
 from flask_app import create_app
 
 
@@ -75,3 +75,21 @@ def test_each_sign_in_gets_fresh_state_and_nonce(app):
 def test_empty_direct_sign_in_shows_logtos_own_page(tmp_path, app, monkeypatch):
     other = create_app({"APP_DATA_DIR": str(tmp_path), "LOGTO_DIRECT_SIGN_IN": ""})
     assert "direct_sign_in" not in _sign_in_query(other, "/sign-in")
+
+
+def test_with_a_url_prefix_next_cannot_lead_to_the_units_prefixed_routes(tmp_path):
+    from flask import Flask
+
+    from client import LogtoAuth
+    from settings import site_config
+
+    app = Flask("prefixed", root_path=str(tmp_path))
+    app.config.update(site_config({"APP_DATA_DIR": str(tmp_path)}))
+    auth = LogtoAuth(app, url_prefix="/auth")
+    with app.test_request_context():
+        assert auth.settings.redirect_uri == "http://localhost:3000/auth/callback"
+        assert auth.settings.backchannel_logout_uri == "http://localhost:3000/auth/backchannel-logout"
+        assert safe_next("/auth/sign-in") == "/" and safe_next("/auth/callback?code=x") == "/"
+        assert safe_next("/sign-in") == "/sign-in"  # not the unit's here: an app's own page may live there
+    with pytest.raises(ConfigError, match="url_prefix"):
+        LogtoAuth(url_prefix="auth/")
