@@ -46,7 +46,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from client import current_user, login_required, signed_in_key
-from flask_logto.config import ConfigError
+from flask_logto.errors import ConfigError
 from flask_logto.i18n import N_, translate
 from flask_logto.rate_limits import check_limit, limit_views
 

@@ -20,13 +20,13 @@ from flask_logto.config import (
     DEFAULT_SESSION_LIFETIME,
     MAKE_SECRET_HINT,
     MIN_SESSION_LIFETIME,
-    ConfigError,
     check_base_url,
     check_redis_url,
     is_loopback_url,
     secret_key_problem,
     whole_number,
 )
+from flask_logto.errors import ConfigError
 
 DEFAULT_APP_NAME = "Flask × Hugging Face"
 DEFAULT_DEV_PROVIDER_PORT = 3001

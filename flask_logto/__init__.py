@@ -39,17 +39,20 @@ tutorial does at login); in between, the app's own keys are left alone.
 - `logto.idToken`, `logto.refreshToken`, `logto.accessTokenMap`: the SDK's tokens
 """
 
-from flask_logto.config import ConfigError
-from flask_logto.connection import (
+from flask_logto.connection import SignedInUser
+from flask_logto.errors import (
     AuthFailure,
     BadCallback,
+    ConfigError,
+    HfTokenExpired,
+    HfTokenNotSetUp,
+    HfTokenNotStored,
+    HfTokenUnavailable,
     LogtoUnavailable,
     SessionEnded,
-    SignedInUser,
     SignInRejected,
 )
 from flask_logto.extension import LogtoAuth
-from flask_logto.hub_token import HfTokenExpired, HfTokenNotSetUp, HfTokenNotStored, HfTokenUnavailable
 from flask_logto.views import current_user, login_required, safe_next, signed_in_key
 
 __all__ = [

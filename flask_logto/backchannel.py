@@ -20,6 +20,7 @@ from typing import Any
 
 import jwt
 
+from flask_logto.errors import BadLogoutToken
 from flask_logto.oidc_core import ID_TOKEN_ALGORITHMS, PRINTABLE_ID
 from flask_logto.session_store import Store
 
@@ -27,10 +28,6 @@ LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LEEWAY_SECONDS = 30
 MAX_AGE_SECONDS = 300  # a token without `exp` is taken up to this long after its `iat`
 MAX_TOKEN_LENGTH = 16 * 1024
-
-
-class BadLogoutToken(Exception):
-    """The logout token breaks a rule; the text says which (for the log and the 400 answer)."""
 
 
 def unverified_header(token: Any) -> dict[str, Any]:

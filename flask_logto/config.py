@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from flask_logto.errors import ConfigError
+
 DEFAULT_BASE_URL = "http://localhost:3000"
 DEFAULT_SCOPES = "email identities"
 DEFAULT_DIRECT_SIGN_IN = "social:huggingface"
@@ -24,10 +26,6 @@ SIGN_IN_TIMEOUT_SECONDS = 15 * 60  # a sign-in in progress, and anything kept fo
 MIN_SECRET_KEY_LENGTH = 32
 MIN_SECRET_KEY_DISTINCT = 8
 MAKE_SECRET_HINT = "make one with: python -c 'import secrets; print(secrets.token_hex(32))'"
-
-
-class ConfigError(Exception):
-    """A setting is missing or wrong; the message is one line naming the key and the fix."""
 
 
 @dataclass(frozen=True)

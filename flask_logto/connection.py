@@ -31,8 +31,9 @@ from logto.LogtoClient import SignInSession
 
 from flask_logto.backchannel import SignInIndex, check_logout_token, unverified_header
 from flask_logto.config import SIGN_IN_TIMEOUT_SECONDS, AuthSettings
+from flask_logto.errors import AuthFailure, BadCallback, LogtoUnavailable, ProviderError, SessionEnded, SignInRejected, safe_code
 from flask_logto.i18n import N_
-from flask_logto.oidc_core import ProviderError, SingleFlight, StrictOidcCore, check_discovery
+from flask_logto.oidc_core import SingleFlight, StrictOidcCore, check_discovery
 from flask_logto.session_store import FileStore, Store
 from flask_logto.token_refresh import RefreshGuard
 
@@ -44,34 +45,6 @@ MAX_PENDING_SIGN_INS = 5  # tabs with a sign-in in progress at once; the oldest 
 HF_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 # Session keys (the full list is in client.py's docstring).
 USER_KEY, USERINFO_KEY, PENDING_KEY = "auth.user", "auth.userinfo", "auth.pending"
-
-
-class AuthFailure(Exception):
-    """A failure the user sees as a page: HTTP status, title, message; `cause` goes to the log only."""
-
-    status = 400
-    title = N_("Sign-in failed")
-
-    def __init__(self, message: str, cause: str) -> None:
-        super().__init__(cause)
-        self.message = message
-        self.cause = cause
-
-
-class BadCallback(AuthFailure):
-    status, title = 400, N_("Sign-in link not valid")
-
-
-class SignInRejected(AuthFailure):
-    status, title = 401, N_("Sign-in not completed")
-
-
-class SessionEnded(AuthFailure):
-    status, title = 401, N_("Your session ended")
-
-
-class LogtoUnavailable(AuthFailure):
-    status, title = 503, N_("Identity service unavailable")
 
 
 class SessionStorage(Storage):  # type: ignore[misc]  # the base is from a package without type information
@@ -235,11 +208,11 @@ class Logto:
         try:
             return await asyncio.wait_for(awaitable, timeout)
         except TimeoutError:
-            raise _unavailable(step, f"no answer within {timeout:g}s") from None
+            raise logto_unavailable(step, f"no answer within {timeout:g}s") from None
         except LogtoException as error:
             raise _rejection(step, _oauth_error(str(error))) from None
         except ProviderError as error:
-            raise _unavailable(step, f"{type(error).__name__}: {str(error)[:120]}") from None
+            raise logto_unavailable(step, f"{type(error).__name__}: {str(error)[:120]}") from None
         except jwt.PyJWTError as error:
             raise SignInRejected(
                 N_("The sign-in could not be verified. Please try again."), f"{step}: ID token rejected ({str(error)[:120]})"
@@ -296,7 +269,7 @@ class Logto:
         if error is not None:
             if error == "access_denied":
                 raise SignInRejected(N_("Sign-in was cancelled."), "user cancelled (access_denied)")
-            raise SignInRejected(N_("Logto could not complete the sign-in."), f"authorization error {_safe_code(error)}")
+            raise SignInRejected(N_("Logto could not complete the sign-in."), f"authorization error {safe_code(error)}")
         core = await self.guarded("discovery", self.core())
         if _single(query, "iss") != core.metadata.issuer:  # RFC 9207: Logto always sends it
             raise BadCallback(N_("The sign-in response came from an unexpected issuer."), "iss missing or mismatched")
@@ -336,7 +309,7 @@ class Logto:
                     )
                 userinfo = await self._userinfo(client, {"sub": sub})
         except TimeoutError:
-            raise _unavailable("refresh", "another refresh of this session did not finish") from None
+            raise logto_unavailable("refresh", "another refresh of this session did not finish") from None
         return scratch.data, userinfo
 
     async def _userinfo(self, client: SiteLogtoClient, id_claims: Mapping[str, Any]) -> dict[str, Any]:
@@ -423,12 +396,7 @@ def _oauth_error(text: str) -> str | None:
     except (ValueError, RecursionError):
         return None
     error = body.get("error") if isinstance(body, dict) else None
-    return _safe_code(error) if isinstance(error, str) else None
-
-
-def _safe_code(code: str) -> str:
-    """An error code fit for a log line: short, no spaces or control characters."""
-    return "".join(c for c in code[:40] if c.isalnum() or c in "_-.") or "unknown"
+    return safe_code(error) if isinstance(error, str) else None
 
 
 def _rejection(step: str, oauth_error: str | None) -> AuthFailure:
@@ -437,10 +405,10 @@ def _rejection(step: str, oauth_error: str | None) -> AuthFailure:
         return SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), f"{step}: {oauth_error}")
     if step == "token" and oauth_error is not None:
         return SignInRejected(N_("Logto did not accept this sign-in. Please try again."), f"token: {oauth_error}")
-    return _unavailable(step, f"error answer ({oauth_error or 'not OAuth JSON'})")
+    return logto_unavailable(step, f"error answer ({oauth_error or 'not OAuth JSON'})")
 
 
-def _unavailable(step: str, cause: str) -> LogtoUnavailable:
+def logto_unavailable(step: str, cause: str) -> LogtoUnavailable:
     return LogtoUnavailable(
         N_("We could not reach the identity service. Please try again in a moment."), f"{step}: {cause}"
     )

@@ -19,8 +19,9 @@ from flask_session import Session
 from flask_session.base import ServerSideSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
-from flask_logto.config import AuthSettings, ConfigError, check_url_prefix, read_auth_settings
+from flask_logto.config import AuthSettings, check_url_prefix, read_auth_settings
 from flask_logto.connection import Logto
+from flask_logto.errors import ConfigError
 from flask_logto.hub_token import session_hf_token
 from flask_logto.rate_limits import limit_views, setup_limiter
 from flask_logto.session_store import Store, refuse_without_store, session_interface, store_beside

@@ -26,13 +26,19 @@ from typing import Any
 from logto import LogtoException
 
 from flask_logto.connection import (  # noqa: F401  (current_access_token: re-exported)
-    AuthFailure,
     Logto,
-    SessionEnded,
-    _safe_code,
-    _unavailable,
     access_token_due,
     current_access_token,
+    logto_unavailable,
+)
+from flask_logto.errors import (
+    AuthFailure,
+    HfTokenExpired,
+    HfTokenNotSetUp,
+    HfTokenNotStored,
+    HfTokenUnavailable,
+    SessionEnded,
+    safe_code,
 )
 from flask_logto.i18n import N_
 from flask_logto.oidc_core import fetch_json
@@ -43,37 +49,6 @@ EXPIRY_MARGIN_SECONDS = 60  # a kept token is dropped this long before Hugging F
 UNKNOWN_LIFETIME_SECONDS = 300  # how long to keep a token whose reply gave no `expires_in`
 TOKEN_SHAPE = re.compile(r"[\x21-\x7e]{1,4096}")  # printable, no spaces: fit for an Authorization header
 STEP = "hf-token"
-
-
-class HfTokenUnavailable(AuthFailure):
-    """The signed-in user has no usable Hugging Face token; the message says what to do.
-
-    `code` is Logto's error code; `remedy` says who can fix it: "sign-in-again" (the user) or "admin".
-    """
-
-    status, title, remedy = 403, N_("Hugging Face access unavailable"), "sign-in-again"
-
-    def __init__(self, message: str, cause: str, code: str = "") -> None:
-        super().__init__(message, cause)
-        self.code = code
-
-
-class HfTokenNotStored(HfTokenUnavailable):
-    """Logto holds no token for this user (404 `secrets.third_party_token_set.token_not_found`)."""
-
-    status, title = 401, N_("No Hugging Face token yet")
-
-
-class HfTokenExpired(HfTokenUnavailable):
-    """The stored token expired and Hugging Face gave no refresh token (401 `…access_token_expired`)."""
-
-    status, title = 401, N_("Hugging Face token expired")
-
-
-class HfTokenNotSetUp(HfTokenUnavailable):
-    """The tenant does not hand tokens to this site: Account Center off (400) or no `identities` scope (403)."""
-
-    status, title, remedy = 403, N_("Hugging Face access not set up"), "admin"
 
 
 # Whole sentences, each marked for translation (flask_logto/i18n.py): shown in the visitor's language.
@@ -134,7 +109,7 @@ async def fetch_hf_token(logto: Logto, access_token: str) -> tuple[str, int]:
     reply = await logto.guarded(STEP, ask())  # timeout; unreachable, junk or too large: LogtoUnavailable
     token = reply.get("access_token") if isinstance(reply, dict) else None
     if not isinstance(token, str) or not TOKEN_SHAPE.fullmatch(token):
-        raise _unavailable(STEP, "answer without a usable access_token")
+        raise logto_unavailable(STEP, "answer without a usable access_token")
     expires_in = reply.get("expires_in")
     if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 0:
         expires_in = UNKNOWN_LIFETIME_SECONDS
@@ -153,7 +128,7 @@ def refusal(body: str) -> AuthFailure:
         return kind(message, f"{STEP}: {code}", code)
     if code == "auth.unauthorized":  # Logto no longer knows the access token: the sign-in was revoked
         return SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), f"{STEP}: {code}")
-    return _unavailable(STEP, f"error answer ({_safe_code(code) if isinstance(code, str) else 'not Logto JSON'})")
+    return logto_unavailable(STEP, f"error answer ({safe_code(code) if isinstance(code, str) else 'not Logto JSON'})")
 
 
 def kept_token(stored: Any, now: float | None = None) -> str | None:

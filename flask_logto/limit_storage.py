@@ -34,6 +34,9 @@ class SqliteCounters(Storage):
         self._local = threading.local()
         schema = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS)  # not kept: a gunicorn master forks after this
         try:
+            # WAL is a property of the file: set once here, never by the connections that count (switching
+            # needs the file to itself, which a connection in the middle of an increment does not give)
+            schema.execute("PRAGMA journal_mode=WAL")
             schema.executescript(
                 "CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at REAL NOT NULL);"
                 "CREATE INDEX IF NOT EXISTS counters_by_expiry ON counters (expires_at);"
@@ -50,7 +53,6 @@ class SqliteCounters(Storage):
         local = self._local
         if getattr(local, "pid", None) != os.getpid():
             connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             local.connection, local.pid = connection, os.getpid()
         return cast(sqlite3.Connection, local.connection)

@@ -34,6 +34,8 @@ from logto.models.response import TokenResponse, UserInfoResponse
 from logto.OidcCore import OidcCore
 from logto.utilities import removeFalsyKeys
 
+from flask_logto.errors import ProviderError, ResponseTooLarge
+
 MAX_BODY_BYTES = 1024 * 1024
 KEYS_MAX_AGE_SECONDS = 300
 KEYS_MIN_REFETCH_SECONDS = 10  # an unknown kid from outside (a logout token) refetches the JWKS at most this often
@@ -41,14 +43,6 @@ ID_TOKEN_ALGORITHMS = ["ES384", "ES256", "ES512", "RS256", "PS256"]  # asymmetri
 PRINTABLE_ID = re.compile(r"[\x21-\x7e]{1,255}")  # Logto ids are short alphanumerics
 T = TypeVar("T")
 M = TypeVar("M", bound=pydantic.BaseModel)
-
-
-class ProviderError(Exception):
-    """The identity provider could not be reached, or sent something unusable (the text says what, briefly)."""
-
-
-class ResponseTooLarge(ProviderError):
-    """The identity provider sent more than `MAX_BODY_BYTES`."""
 
 
 async def fetch_json(method: str, url: str, *, expect_json: bool = True, **request: Any) -> Any:

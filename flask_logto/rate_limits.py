@@ -30,7 +30,7 @@ import limits
 from flask import Flask, current_app, render_template, request
 from flask_limiter import Limiter
 
-from flask_logto.config import ConfigError
+from flask_logto.errors import ConfigError
 from flask_logto.i18n import N_
 from flask_logto.limit_storage import SCHEME as SQLITE_SCHEME
 from flask_logto.session_store import STORE_ERRORS, RedisStore, Store

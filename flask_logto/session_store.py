@@ -56,12 +56,8 @@ from redis.exceptions import LockNotOwnedError
 from redis.retry import Retry
 
 from flask_logto.config import SIGN_IN_TIMEOUT_SECONDS
+from flask_logto.errors import StoreWriteFailed
 from flask_logto.i18n import N_
-
-
-class StoreWriteFailed(Exception):
-    """The store refused a write: a file that could not be written (disk full), or Redis refusing writes (MISCONF)."""
-
 
 log = logging.getLogger("auth")
 T = TypeVar("T")

@@ -22,18 +22,9 @@ from flask import Blueprint, current_app, flash, g, has_app_context, redirect, r
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 
-from flask_logto.backchannel import BadLogoutToken
 from flask_logto.config import AuthSettings
-from flask_logto.connection import (
-    USER_KEY,
-    USERINFO_KEY,
-    AuthFailure,
-    Logto,
-    LogtoUnavailable,
-    SessionEnded,
-    SignedInUser,
-    access_token_due,
-)
+from flask_logto.connection import USER_KEY, USERINFO_KEY, Logto, SignedInUser, access_token_due
+from flask_logto.errors import AuthFailure, BadLogoutToken, LogtoUnavailable, SessionEnded
 from flask_logto.hub_token import drop_expired
 from flask_logto.i18n import N_, jinja_helpers, language_tag, translate
 from flask_logto.rate_limits import client_address, too_many_requests

@@ -23,13 +23,13 @@ import requests
 from flask_logto.config import (
     DEFAULT_DIRECT_SIGN_IN,
     DEFAULT_SCOPES,
-    ConfigError,
     backchannel_logout_uri,
     check_endpoint,
     issuer,
     post_sign_out_uri,
     redirect_uri,
 )
+from flask_logto.errors import ConfigError
 from settings import site_config
 
 TIMEOUT = 10.0

@@ -23,7 +23,8 @@ from logto.models.oidc import OidcProviderMetadata
 
 import settings
 from flask_logto import oidc_core
-from flask_logto.config import MAKE_SECRET_HINT, ConfigError, is_loopback_url, is_private_url
+from flask_logto.config import MAKE_SECRET_HINT, is_loopback_url, is_private_url
+from flask_logto.errors import ConfigError
 from logto_cli.api import (
     HF_CONNECTOR_ID,
     HF_TARGET,

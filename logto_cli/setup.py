@@ -27,7 +27,8 @@ from typing import Any
 import click
 from dotenv import dotenv_values
 
-from flask_logto.config import ConfigError, is_private_url
+from flask_logto.config import is_private_url
+from flask_logto.errors import ConfigError
 from logto_cli.api import (
     HF_CONNECTOR_ID,
     HF_TARGET,

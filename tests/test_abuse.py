@@ -28,13 +28,8 @@ import requests
 
 from conftest import Stack, csrf_token_in, page_text, sign_in, start_stack
 from flask_logto.config import SIGN_IN_TIMEOUT_SECONDS
-from flask_logto.session_store import (
-    SWEEPER_THREAD,
-    StoreWriteFailed,
-    refused_writes_fail,
-    sweep_expired,
-    sweep_if_due,
-)
+from flask_logto.errors import StoreWriteFailed
+from flask_logto.session_store import SWEEPER_THREAD, refused_writes_fail, sweep_expired, sweep_if_due
 from redis_server import RedisServer, start_redis
 from servers import free_port, served, stop_process, wait_until
 

@@ -25,17 +25,9 @@ from test_session_life import stored_session, token_values
 from werkzeug import Response
 
 from conftest import Stack, forms_in, page_text, sign_in, start_stack
-from flask_logto.connection import Logto, LogtoUnavailable, SessionEnded, SignedInUser
-from flask_logto.hub_token import (
-    HF_TOKEN_KEY,
-    HfTokenExpired,
-    HfTokenNotSetUp,
-    HfTokenNotStored,
-    current_access_token,
-    fetch_hf_token,
-    kept_token,
-    refusal,
-)
+from flask_logto.connection import Logto, SignedInUser
+from flask_logto.errors import HfTokenExpired, HfTokenNotSetUp, HfTokenNotStored, LogtoUnavailable, SessionEnded
+from flask_logto.hub_token import HF_TOKEN_KEY, current_access_token, fetch_hf_token, kept_token, refusal
 from flask_logto.oidc_core import MAX_BODY_BYTES
 from harness import auth_settings
 
@@ -449,7 +441,7 @@ def test_the_hf_username_from_either_recorded_identity_shape(shape: str, usernam
 
 
 def test_hf_endpoint_and_timeout_settings(tmp_path: Path):
-    from flask_logto.config import ConfigError
+    from flask_logto.errors import ConfigError
     from settings import site_config
 
     local = {"APP_DATA_DIR": str(tmp_path)}

@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from logto import LogtoException
 from logto.models.oidc import OidcProviderMetadata
 
-from flask_logto.connection import Logto, LogtoUnavailable, SessionEnded, SignInRejected
-from flask_logto.oidc_core import ProviderError, ResponseTooLarge, StrictOidcCore
+from flask_logto.connection import Logto
+from flask_logto.errors import LogtoUnavailable, ProviderError, ResponseTooLarge, SessionEnded, SignInRejected
+from flask_logto.oidc_core import StrictOidcCore
 from harness import auth_settings
 
 ISSUER = "http://localhost:3001/oidc"

@@ -25,7 +25,7 @@ from dotenv import dotenv_values
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from flask_logto.config import ConfigError
+from flask_logto.errors import ConfigError
 from logto_cli import logto_cli
 from logto_cli.api import management_resource, read_admin_env
 from logto_cli.doctor import check_backchannel_logout, check_direct_sign_in

@@ -9,7 +9,8 @@ from logto import LogtoException
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from flask_logto.oidc_core import MAX_BODY_BYTES, ResponseTooLarge, fetch_json
+from flask_logto.errors import ResponseTooLarge
+from flask_logto.oidc_core import MAX_BODY_BYTES, fetch_json
 
 
 def test_a_redirect_is_not_followed(httpserver: HTTPServer):

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from flask_logto.config import ConfigError
+from flask_logto.errors import ConfigError
 from harness import auth_settings as load_settings
 from settings import site_config
 
