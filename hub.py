@@ -27,7 +27,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from client import HfTokenUnavailable, current_user, login_required
 from flask_logto.connection import HF_USERNAME
-from flask_logto.hub_token import HF_TOKEN_KEY
+from flask_logto.hub_token import forget_hf_token
 from flask_logto.i18n import N_
 
 log = logging.getLogger("auth")
@@ -125,7 +125,7 @@ def page() -> Any:
         status = error.response.status_code if error.response is not None else None
         if status != 401:
             return _hub_failure(user.sub, HubUnexpected(f"Hub answered HTTP {status}"))
-        session.pop(HF_TOKEN_KEY, None)  # revoked or otherwise refused: ask Logto again next time
+        forget_hf_token(session)  # revoked or otherwise refused: ask Logto again next time
         log.warning("event=hub-token-refused user=%s cause=%r", user.sub, "Hub answered 401")
         return render_template("hub.html", hub_refused=True), 401
     except HubUnavailable as failure:

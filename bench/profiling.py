@@ -155,9 +155,10 @@ def direct_costs(page: Profiled, count: int = 200) -> None:
         return auth.userinfo()
 
     def steady_state_check() -> Any:
-        from flask_logto.connection import USERINFO_KEY, access_token_due
+        from flask_logto.connection import access_token_due
+        from flask_logto.session_keys import USERINFO, access_token_map
 
-        return session.get(USERINFO_KEY) if not access_token_due(session.get("logto.accessTokenMap")) else None
+        return session.get(USERINFO) if not access_token_due(access_token_map(session)) else None
 
     print(f"\nThe same costs timed directly, in one signed-in request context ({page.label}):")
     with app.test_request_context("/profile", base_url=page.base_url, headers={"Cookie": page.cookie_header}):

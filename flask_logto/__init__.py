@@ -30,13 +30,10 @@ Tokens never reach a cookie: without a server-side session, `init_app` sets up F
 without a completed sign-in lives 15 minutes; a store that is down or full gives a 503 page and the site
 recovers when it is back); without CSRF protection, it turns on Flask-WTF's (`csrf_token()` in templates).
 
-Session keys, all that the unit uses. Signing in and signing out clear the whole session (as Flask's
-tutorial does at login); in between, the app's own keys are left alone.
-- `auth.user`: the `SignedInUser`, as a dict
-- `auth.userinfo`: Logto's userinfo from the sign-in or the last refresh
-- `auth.pending`: sign-ins in progress, by `state` (PKCE verifier, nonce, start time, `next` path)
-- `auth.hf_token`: the user's Hugging Face access token and its expiry, until it expires (hub_token.py)
-- `logto.idToken`, `logto.refreshToken`, `logto.accessTokenMap`: the SDK's tokens
+Inside: extension.py (`LogtoAuth`), views.py (the routes and `current_user`), errors.py (every error it
+raises), session_keys.py (the session keys it uses, listed there, and their one owner), connection.py (Logto
+through the `logto` SDK), config.py (settings), session_store.py, rate_limits.py and limit_storage.py (where
+sessions and counters live), backchannel.py, token_refresh.py, hub_token.py, oidc_core.py, i18n.py.
 """
 
 from flask_logto.connection import SignedInUser

@@ -29,6 +29,7 @@ from flask import session
 from logto import LogtoClient, LogtoConfig, LogtoException, Storage
 from logto.LogtoClient import SignInSession
 
+from flask_logto import session_keys
 from flask_logto.backchannel import SignInIndex, check_logout_token, unverified_header
 from flask_logto.config import SIGN_IN_TIMEOUT_SECONDS, AuthSettings
 from flask_logto.errors import AuthFailure, BadCallback, LogtoUnavailable, ProviderError, SessionEnded, SignInRejected, safe_code
@@ -44,20 +45,20 @@ BACKCHANNEL_TIMEOUT_SECONDS = 2.0  # Logto gives a back-channel logout 2.5 s
 MAX_PENDING_SIGN_INS = 5  # tabs with a sign-in in progress at once; the oldest is dropped
 HF_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 # Session keys (the full list is in client.py's docstring).
-USER_KEY, USERINFO_KEY, PENDING_KEY = "auth.user", "auth.userinfo", "auth.pending"
 
 
 class SessionStorage(Storage):  # type: ignore[misc]  # the base is from a package without type information
     """The SDK's storage on the (server-side) Flask session, under `logto.*` keys."""
 
     def get(self, key: str) -> str | None:
-        return session.get(f"logto.{key}")
+        value = session.get(session_keys.sdk_key(key))
+        return value if isinstance(value, str) else None
 
     def set(self, key: str, value: str | None) -> None:
-        session[f"logto.{key}"] = value
+        session[session_keys.sdk_key(key)] = value
 
     def delete(self, key: str) -> None:
-        session.pop(f"logto.{key}", None)
+        session.pop(session_keys.sdk_key(key), None)
 
 
 class DictStorage(Storage):  # type: ignore[misc]  # the base is from a package without type information
@@ -233,7 +234,7 @@ class Logto:
         waiting[SignInSession.model_validate_json(pending_json).state] = {
             "sign_in_session": pending_json, "nonce": nonce, "started": int(time.time()), "next": next_path,
         }
-        session[PENDING_KEY] = dict(sorted(waiting.items(), key=lambda item: item[1]["started"])[-MAX_PENDING_SIGN_INS:])
+        session[session_keys.PENDING] = dict(sorted(waiting.items(), key=lambda item: item[1]["started"])[-MAX_PENDING_SIGN_INS:])
         extra = {"nonce": nonce}
         if self.ui_locales and (ui_locales := self.ui_locales()):
             extra["ui_locales"] = ui_locales
@@ -262,7 +263,7 @@ class Logto:
         if match is None:
             raise BadCallback(N_("The sign-in response did not match the sign-in this browser started."), "state mismatch")
         entry = waiting.pop(match)
-        session[PENDING_KEY] = waiting
+        session[session_keys.PENDING] = waiting
         if _expired(entry):
             raise BadCallback(N_("The sign-in took too long. Please start again."), "sign-in expired")
         error = _single(query, "error")
@@ -370,7 +371,7 @@ def access_token_due(stored_map: str | None, now: float | None = None) -> bool:
 
 def _pending() -> dict[str, dict[str, Any]]:
     """The sign-ins in progress in this session, by `state` (anything malformed is ignored)."""
-    stored = session.get(PENDING_KEY)
+    stored = session.get(session_keys.PENDING)
     if not isinstance(stored, dict):
         return {}
     return {

@@ -42,8 +42,8 @@ from flask_logto.errors import (
 )
 from flask_logto.i18n import N_
 from flask_logto.oidc_core import fetch_json
+from flask_logto.session_keys import HF_TOKEN, access_token_map
 
-HF_TOKEN_KEY = "auth.hf_token"  # session key (listed in client.py's docstring)
 ACCESS_TOKEN_PATH = "/api/my-account/identities/huggingface/access-token"
 EXPIRY_MARGIN_SECONDS = 60  # a kept token is dropped this long before Hugging Face would refuse it
 UNKNOWN_LIFETIME_SECONDS = 300  # how long to keep a token whose reply gave no `expires_in`
@@ -78,20 +78,20 @@ async def session_hf_token(
 
     `refresh` refreshes the session's tokens (the unit's own refresh, the one `userinfo` uses).
     """
-    kept = kept_token(session.get(HF_TOKEN_KEY))
+    kept = kept_token(session.get(HF_TOKEN))
     if kept is not None:
         return kept
     drop_expired(session)
-    due = access_token_due(session.get("logto.accessTokenMap"))
+    due = access_token_due(access_token_map(session))
     if due:
         await refresh()
     # Just refreshed, the token is good whatever the SDK's early expiry (60 s before Logto's) says.
-    access_token = current_access_token(session.get("logto.accessTokenMap"), check_expiry=not due)
+    access_token = current_access_token(access_token_map(session), check_expiry=not due)
     if access_token is None:
         raise SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), f"{STEP}: no access token")
     token, expires_at = await fetch_hf_token(logto, access_token)
     if expires_at - EXPIRY_MARGIN_SECONDS > time.time():
-        session[HF_TOKEN_KEY] = {"token": token, "expires_at": expires_at}
+        session[HF_TOKEN] = {"token": token, "expires_at": expires_at}
     return token
 
 
@@ -143,7 +143,10 @@ def kept_token(stored: Any, now: float | None = None) -> str | None:
 
 def drop_expired(session: MutableMapping[str, Any]) -> None:
     """Remove a kept token that is (nearly) expired; the session is written only when there was one."""
-    if HF_TOKEN_KEY in session and kept_token(session.get(HF_TOKEN_KEY)) is None:
-        session.pop(HF_TOKEN_KEY, None)
+    if HF_TOKEN in session and kept_token(session.get(HF_TOKEN)) is None:
+        session.pop(HF_TOKEN, None)
 
 
+def forget_hf_token(session: MutableMapping[str, Any]) -> None:
+    """Drop the kept token (the Hub refused it): the next `hf_token()` asks Logto again."""
+    session.pop(HF_TOKEN, None)

@@ -58,6 +58,7 @@ from redis.retry import Retry
 from flask_logto.config import SIGN_IN_TIMEOUT_SECONDS
 from flask_logto.errors import StoreWriteFailed
 from flask_logto.i18n import N_
+from flask_logto.session_keys import holds_sign_in
 
 log = logging.getLogger("auth")
 T = TypeVar("T")
@@ -72,7 +73,6 @@ STORE_ERRORS: tuple[type[Exception], ...] = (
     StorageError,  # the rate limiter's store (rate_limits.py), whatever failed in it
     StoreWriteFailed,
 )
-SIGNED_IN_SESSION_KEY = "logto.idToken"  # a session holding it is a completed sign-in
 SIGN_IN_LIFETIME = timedelta(seconds=SIGN_IN_TIMEOUT_SECONDS)
 REDIS_CONNECT_TIMEOUT, REDIS_READ_TIMEOUT = 1.0, 2.0  # seconds: a dead Redis costs a request at most this
 LOCK_STRIPES = 1024  # FileStore: a fixed number of lock files, each shared by the names hashed to it
@@ -80,11 +80,6 @@ SWEEP_INTERVAL_SECONDS = 60.0  # FileStore: how often each process looks for exp
 SWEEPER_THREAD = "expired-file-sweeper"
 UNAVAILABLE_TITLE = N_("Session store unavailable")
 UNAVAILABLE_MESSAGE = N_("We could not reach the place where sign-ins are kept. Please try again in a moment.")
-
-
-def holds_sign_in(stored: Mapping[str, Any]) -> bool:
-    """True when a session belongs to a completed sign-in (only such a session lives `LOGTO_SESSION_LIFETIME`)."""
-    return stored.get(SIGNED_IN_SESSION_KEY) is not None
 
 
 def session_lifetime(signed_in_lifetime: timedelta, stored: Mapping[str, Any]) -> timedelta:

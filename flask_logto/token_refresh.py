@@ -16,10 +16,10 @@ from contextlib import contextmanager
 
 from logto import Storage
 
+from flask_logto.session_keys import SDK_TOKENS
 from flask_logto.session_store import Store
 
 HANDOFF_SECONDS = 300
-TOKEN_KEYS = ("idToken", "refreshToken", "accessTokenMap")
 
 
 class RefreshGuard:
@@ -38,7 +38,7 @@ class RefreshGuard:
             before = storage.get("refreshToken")
             yield
             if before and storage.get("refreshToken") != before:
-                tokens = {name: storage.get(name) for name in TOKEN_KEYS}
+                tokens = {name: storage.get(name) for name in SDK_TOKENS}
                 self._store.put(_handoff_key(session_id, before), tokens, HANDOFF_SECONDS)
 
     def _adopt(self, session_id: str, storage: Storage) -> None:

@@ -23,13 +23,21 @@ from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 
 from flask_logto.config import AuthSettings
-from flask_logto.connection import USER_KEY, USERINFO_KEY, Logto, SignedInUser, access_token_due
+from flask_logto.connection import Logto, SignedInUser, access_token_due
 from flask_logto.errors import AuthFailure, BadLogoutToken, LogtoUnavailable, SessionEnded
 from flask_logto.hub_token import drop_expired
 from flask_logto.i18n import N_, jinja_helpers, language_tag, translate
 from flask_logto.rate_limits import client_address, too_many_requests
-from flask_logto.session_store import STORE_ERRORS, delete_sessions, holds_sign_in, store_unavailable_page
-from flask_logto.token_refresh import TOKEN_KEYS
+from flask_logto.session_keys import (
+    USER,
+    USERINFO,
+    access_token_map,
+    holds_sign_in,
+    keep_tokens,
+    refresh_token,
+    tokens,
+)
+from flask_logto.session_store import STORE_ERRORS, delete_sessions, store_unavailable_page
 
 log = logging.getLogger("auth")
 MAX_NEXT_LENGTH = 2048
@@ -40,8 +48,8 @@ blueprint = Blueprint("auth", __name__, template_folder="templates")
 
 def _kept_userinfo() -> dict[str, Any] | None:
     """The userinfo kept with the session, while its access token is not due; else None."""
-    stored = session.get(USERINFO_KEY)
-    if isinstance(stored, dict) and stored and not access_token_due(session.get("logto.accessTokenMap")):
+    stored = session.get(USERINFO)
+    if isinstance(stored, dict) and stored and not access_token_due(access_token_map(session)):
         return stored
     return None
 
@@ -55,13 +63,11 @@ def _signed_in(step: str) -> SignedInUser:
 
 async def _refresh_session(user: SignedInUser) -> dict[str, Any]:
     """Refresh the session's tokens (one refresh at a time, for the same user); store and return the new userinfo."""
-    tokens = {key: session.get(f"logto.{key}") for key in TOKEN_KEYS}
-    new_tokens, userinfo = await _logto().refresh(_session_id(), tokens, user.sub)
-    for key in TOKEN_KEYS:
-        session[f"logto.{key}"] = new_tokens.get(key)
+    new_tokens, userinfo = await _logto().refresh(_session_id(), tokens(session), user.sub)
+    keep_tokens(session, new_tokens)
     id_claims = jwt.decode(new_tokens["idToken"], options={"verify_signature": False})  # verified in refresh
-    session[USER_KEY] = asdict(SignedInUser.from_claims(id_claims, userinfo))
-    session[USERINFO_KEY] = userinfo
+    session[USER] = asdict(SignedInUser.from_claims(id_claims, userinfo))
+    session[USERINFO] = userinfo
     g.pop(_USER_CACHE, None)
     return userinfo
 
@@ -75,7 +81,7 @@ def signed_in_key() -> str:
 def current_user() -> SignedInUser | None:
     """The signed-in user, from the session alone (no SDK client, no network), or None."""
     if _USER_CACHE not in g:
-        setattr(g, _USER_CACHE, SignedInUser.from_session(session.get(USER_KEY)) if holds_sign_in(session) else None)
+        setattr(g, _USER_CACHE, SignedInUser.from_session(session.get(USER)) if holds_sign_in(session) else None)
     user: SignedInUser | None = getattr(g, _USER_CACHE)
     return user
 
@@ -132,15 +138,13 @@ async def _start_sign_in(*, sign_up: bool) -> Any:
 @blueprint.get("/callback")
 async def callback() -> Any:
     """Finish a sign-in: clear the session, keep the tokens, store the user, then a new session id."""
-    tokens, user, userinfo, next_path = await _logto().finish_sign_in(request.query_string.decode("latin-1"))
+    new_tokens, user, userinfo, next_path = await _logto().finish_sign_in(request.query_string.decode("latin-1"))
     session.clear()
-    for key in TOKEN_KEYS:
-        if tokens.get(key) is not None:
-            session[f"logto.{key}"] = tokens.get(key)
-    session[USER_KEY] = asdict(user)
-    session[USERINFO_KEY] = userinfo
+    keep_tokens(session, new_tokens.data)
+    session[USER] = asdict(user)
+    session[USERINFO] = userinfo
     _renew_session_id()  # no session fixation
-    id_claims = jwt.decode(tokens.data["idToken"], options={"verify_signature": False})  # verified in finish_sign_in
+    id_claims = jwt.decode(new_tokens.data["idToken"], options={"verify_signature": False})  # verified in finish_sign_in
     _logto().sign_ins.remember(_session_id(), id_claims)  # for back-channel logouts
     g.pop(_USER_CACHE, None)
     log.info("event=sign-in user=%s", user.sub)
@@ -152,7 +156,7 @@ async def sign_out() -> Any:
     """Clear the local session, revoke the refresh token, then end the Logto session (a page says so if
     Logto cannot be reached; a revocation that fails is logged and does not stop the sign-out)."""
     user = current_user()
-    refresh_token = session.get("logto.refreshToken")
+    refresh = refresh_token(session)
     session.clear()
     g.pop(_USER_CACHE, None)
     flash(translate(N_("You are signed out.")), "signed-out")
@@ -160,9 +164,9 @@ async def sign_out() -> Any:
     if user is None:
         return redirect(_logto().settings.post_sign_out_uri)
     log.info("event=sign-out user=%s", user.sub)
-    if refresh_token:
+    if refresh:
         try:
-            await _logto().revoke_refresh_token(refresh_token)
+            await _logto().revoke_refresh_token(refresh)
         except LogtoUnavailable as failure:
             log.warning("event=revocation-failed user=%s cause=%r", user.sub, failure.cause)
     try:

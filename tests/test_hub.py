@@ -27,8 +27,9 @@ from werkzeug import Response
 from conftest import Stack, forms_in, page_text, sign_in, start_stack
 from flask_logto.connection import Logto, SignedInUser
 from flask_logto.errors import HfTokenExpired, HfTokenNotSetUp, HfTokenNotStored, LogtoUnavailable, SessionEnded
-from flask_logto.hub_token import HF_TOKEN_KEY, current_access_token, fetch_hf_token, kept_token, refusal
+from flask_logto.hub_token import current_access_token, fetch_hf_token, kept_token, refusal
 from flask_logto.oidc_core import MAX_BODY_BYTES
+from flask_logto.session_keys import HF_TOKEN as HF_TOKEN_KEY
 from harness import auth_settings
 
 FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "logto" / "account-api.json").read_text())
