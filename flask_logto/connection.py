@@ -1,4 +1,7 @@
-"""The unit's Logto connection: the SDK's `LogtoClient` on session storage, and what logto 0.2.1 leaves to us.
+"""The unit's Logto connection: the SDK's `LogtoClient` on scratch storage, and what logto 0.2.1 leaves to us.
+
+It never touches the Flask session: it takes what a request keeps (the sign-ins in progress, the tokens) and
+returns what to keep; views.py reads and writes the session (through session_keys.py).
 
 - `Logto`: one per app. Keeps one OIDC core per process (oidc_core.py: discovery, signing keys, a safe
   transport), hands out a `LogtoClient` per call, and turns every way a call to Logto can fail into one
@@ -25,11 +28,9 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
-from flask import session
 from logto import LogtoClient, LogtoConfig, LogtoException, Storage
 from logto.LogtoClient import SignInSession
 
-from flask_logto import session_keys
 from flask_logto.backchannel import SignInIndex, check_logout_token, unverified_header
 from flask_logto.config import SIGN_IN_TIMEOUT_SECONDS, AuthSettings
 from flask_logto.errors import AuthFailure, BadCallback, LogtoUnavailable, ProviderError, SessionEnded, SignInRejected, safe_code
@@ -45,20 +46,6 @@ BACKCHANNEL_TIMEOUT_SECONDS = 2.0  # Logto gives a back-channel logout 2.5 s
 MAX_PENDING_SIGN_INS = 5  # tabs with a sign-in in progress at once; the oldest is dropped
 HF_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 # Session keys (the full list is in client.py's docstring).
-
-
-class SessionStorage(Storage):  # type: ignore[misc]  # the base is from a package without type information
-    """The SDK's storage on the (server-side) Flask session, under `logto.*` keys."""
-
-    def get(self, key: str) -> str | None:
-        value = session.get(session_keys.sdk_key(key))
-        return value if isinstance(value, str) else None
-
-    def set(self, key: str, value: str | None) -> None:
-        session[session_keys.sdk_key(key)] = value
-
-    def delete(self, key: str) -> None:
-        session.pop(session_keys.sdk_key(key), None)
 
 
 class DictStorage(Storage):  # type: ignore[misc]  # the base is from a package without type information
@@ -219,22 +206,25 @@ class Logto:
                 N_("The sign-in could not be verified. Please try again."), f"{step}: ID token rejected ({str(error)[:120]})"
             ) from None
 
-    async def start_sign_in(self, *, sign_up: bool, next_path: str) -> str:
-        """The authorize URL (PKCE, state, nonce, ui_locales, direct_sign_in, first_screen); the sign-in waits in the session.
+    async def start_sign_in(
+        self, waiting: Mapping[str, dict[str, Any]], *, sign_up: bool, next_path: str,
+    ) -> tuple[str, dict[str, dict[str, Any]]]:
+        """The authorize URL (PKCE, state, nonce, ui_locales, direct_sign_in, first_screen), and the sign-ins
+        waiting for their callback with this one added (the caller keeps them in the session).
 
         Several may wait at once (one per tab), each under its own `state`; the oldest is dropped past
-        `MAX_PENDING_SIGN_INS`. Nothing else in the session changes: whoever is signed in stays so.
+        `MAX_PENDING_SIGN_INS`, and expired ones go.
         """
         scratch = DictStorage()
         url = await self.guarded("sign-in", self.client(scratch).signIn(self.settings.redirect_uri))
         pending_json = scratch.get("signInSession")
         assert pending_json is not None
         nonce = secrets.token_urlsafe(32)
-        waiting = {state: entry for state, entry in _pending().items() if not _expired(entry)}
-        waiting[SignInSession.model_validate_json(pending_json).state] = {
+        still_waiting = {state: entry for state, entry in waiting.items() if not _expired(entry)}
+        still_waiting[SignInSession.model_validate_json(pending_json).state] = {
             "sign_in_session": pending_json, "nonce": nonce, "started": int(time.time()), "next": next_path,
         }
-        session[session_keys.PENDING] = dict(sorted(waiting.items(), key=lambda item: item[1]["started"])[-MAX_PENDING_SIGN_INS:])
+        newest = sorted(still_waiting.items(), key=lambda item: item[1]["started"])[-MAX_PENDING_SIGN_INS:]
         extra = {"nonce": nonce}
         if self.ui_locales and (ui_locales := self.ui_locales()):
             extra["ui_locales"] = ui_locales
@@ -242,17 +232,16 @@ class Logto:
             extra["direct_sign_in"] = self.settings.direct_sign_in
         if sign_up:
             extra["first_screen"] = "register"
-        return f"{url}&{urlencode(extra)}"
+        return f"{url}&{urlencode(extra)}", dict(newest)
 
-    async def finish_sign_in(self, query_string: str) -> tuple[DictStorage, SignedInUser, dict[str, Any], str]:
-        """Check the callback, exchange the code, verify the ID token and nonce, fetch userinfo.
-
-        Returns the new tokens (scratch storage), the user, their userinfo and the `next` path; the caller
-        puts them in a fresh session. A `state` that matches no sign-in in progress leaves them all alone
-        (a forged link cannot cancel one); the matching one is used up whatever the outcome.
-        """
+    @staticmethod
+    def take_sign_in(
+        query_string: str, waiting: Mapping[str, dict[str, Any]],
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """The sign-in in progress a callback's `state` names, and the ones left waiting (the caller keeps them:
+        the one taken is used up whatever the outcome). A `state` that matches none leaves them all alone (a
+        forged link cannot cancel one): `BadCallback`."""
         query = parse_qs(query_string, keep_blank_values=True)
-        waiting = _pending()
         if not waiting:
             raise BadCallback(
                 N_("There is no sign-in in progress in this browser (it may have finished already, or cookies are blocked)."),
@@ -262,8 +251,15 @@ class Logto:
         match = next((key for key in waiting if state is not None and hmac.compare_digest(key.encode(), state.encode())), None)
         if match is None:
             raise BadCallback(N_("The sign-in response did not match the sign-in this browser started."), "state mismatch")
-        entry = waiting.pop(match)
-        session[session_keys.PENDING] = waiting
+        return waiting[match], {state: entry for state, entry in waiting.items() if state != match}
+
+    async def finish_sign_in(
+        self, query_string: str, entry: Mapping[str, Any],
+    ) -> tuple[DictStorage, SignedInUser, dict[str, Any], str]:
+        """Check the callback of the sign-in `entry` (`take_sign_in`), exchange the code, verify the ID token and
+        nonce, fetch userinfo. Returns the new tokens (scratch storage), the user, their userinfo and the `next`
+        path; the caller puts them in a fresh session."""
+        query = parse_qs(query_string, keep_blank_values=True)
         if _expired(entry):
             raise BadCallback(N_("The sign-in took too long. Please start again."), "sign-in expired")
         error = _single(query, "error")
@@ -367,18 +363,6 @@ def current_access_token(stored_map: str | None, *, check_expiry: bool = True, n
 def access_token_due(stored_map: str | None, now: float | None = None) -> bool:
     """True when the session's access token is missing or expired (a refresh is due)."""
     return current_access_token(stored_map, now=now) is None
-
-
-def _pending() -> dict[str, dict[str, Any]]:
-    """The sign-ins in progress in this session, by `state` (anything malformed is ignored)."""
-    stored = session.get(session_keys.PENDING)
-    if not isinstance(stored, dict):
-        return {}
-    return {
-        state: entry for state, entry in stored.items()
-        if isinstance(state, str) and isinstance(entry, dict) and isinstance(entry.get("sign_in_session"), str)
-        and isinstance(entry.get("nonce"), str) and isinstance(entry.get("started"), int)
-    }
 
 
 def _expired(entry: Mapping[str, Any]) -> bool:

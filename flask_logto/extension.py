@@ -24,7 +24,7 @@ from flask_logto.connection import Logto
 from flask_logto.errors import ConfigError
 from flask_logto.hub_token import session_hf_token
 from flask_logto.rate_limits import limit_views, setup_limiter
-from flask_logto.session_store import Store, refuse_without_store, session_interface, store_beside
+from flask_logto.session_store import Store, session_interface, store_beside
 from flask_logto.views import (
     _kept_userinfo,
     _logto,
@@ -58,12 +58,13 @@ class LogtoAuth:
     def init_app(self, app: Flask) -> None:
         settings = read_auth_settings(app.config)
         store = _server_side_sessions(app, settings)
+        # First, so that its hooks run before CSRFProtect's (which reads the session: a store that failed is a 503)
+        app.register_blueprint(blueprint, url_prefix=self.url_prefix or None)
         setup_limiter(app, store, settings.data_dir, settings.session_redis_url)
         app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the form token lives as long as the session
         if "csrf" not in app.extensions:
             CSRFProtect(app)
         app.extensions["csrf"].exempt(backchannel_logout)  # Logto's server posts it, with a signed token
-        app.register_blueprint(blueprint, url_prefix=self.url_prefix or None)
         self._per_app[app] = Logto(_routed(app, settings), store, ui_locales=self.ui_locales)
         app.extensions["logto"] = self
         limit_views(app, ["auth.sign_in", "auth.sign_up"], "RATELIMIT_SIGN_IN", scope="sign-in")
@@ -147,5 +148,4 @@ def _server_side_sessions(app: Flask, settings: AuthSettings) -> Store:
         Session(app)
         return store_beside(app.session_interface, settings.data_dir)
     app.session_interface, store = session_interface(app, settings.data_dir, settings.session_redis_url)
-    app.before_request_funcs.setdefault(None, []).insert(0, refuse_without_store)  # before CSRF reads the session
     return store

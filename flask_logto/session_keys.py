@@ -55,3 +55,19 @@ def access_token_map(stored: Mapping[str, Any]) -> str | None:
 def refresh_token(stored: Mapping[str, Any]) -> str | None:
     value = stored.get(sdk_key("refreshToken"))
     return value if isinstance(value, str) else None
+
+
+def pending(stored: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The sign-ins in progress kept in a session, by `state` (anything malformed is ignored)."""
+    waiting = stored.get(PENDING)
+    if not isinstance(waiting, dict):
+        return {}
+    return {
+        state: entry for state, entry in waiting.items()
+        if isinstance(state, str) and isinstance(entry, dict) and isinstance(entry.get("sign_in_session"), str)
+        and isinstance(entry.get("nonce"), str) and isinstance(entry.get("started"), int)
+    }
+
+
+def keep_pending(stored: MutableMapping[str, Any], waiting: Mapping[str, dict[str, Any]]) -> None:
+    stored[PENDING] = dict(waiting)

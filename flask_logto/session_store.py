@@ -358,7 +358,7 @@ def redis_client(url: str) -> redis.Redis:
 class _GuardedSessions(ServerSideSessionInterface):  # type: ignore[misc]  # the base is from a package without type information
     """Flask-Session's interface, made safe for a session store that goes away, and for sessions ended elsewhere.
 
-    - A failed load gives an empty session marked `store_unavailable`; `refuse_without_store` (the app's
+    - A failed load gives an empty session marked `store_unavailable`; `refuse_without_store` (the unit's
       first before-request hook) then answers 503. A failed save turns the response into the same 503 page.
     - A session that was loaded is written back only if it still exists: a request that started before a
       sign-out or a back-channel logout cannot bring the session back.

@@ -33,11 +33,13 @@ from flask_logto.session_keys import (
     USERINFO,
     access_token_map,
     holds_sign_in,
+    keep_pending,
     keep_tokens,
+    pending,
     refresh_token,
     tokens,
 )
-from flask_logto.session_store import STORE_ERRORS, delete_sessions, store_unavailable_page
+from flask_logto.session_store import STORE_ERRORS, delete_sessions, refuse_without_store, store_unavailable_page
 
 log = logging.getLogger("auth")
 MAX_NEXT_LENGTH = 2048
@@ -132,13 +134,18 @@ async def sign_up() -> Any:
 
 async def _start_sign_in(*, sign_up: bool) -> Any:
     next_path = safe_next(request.args.get("next"))
-    return redirect(await _logto().start_sign_in(sign_up=sign_up, next_path=next_path))
+    url, waiting = await _logto().start_sign_in(pending(session), sign_up=sign_up, next_path=next_path)
+    keep_pending(session, waiting)  # whoever is signed in stays so: nothing else in the session changes
+    return redirect(url)
 
 
 @blueprint.get("/callback")
 async def callback() -> Any:
     """Finish a sign-in: clear the session, keep the tokens, store the user, then a new session id."""
-    new_tokens, user, userinfo, next_path = await _logto().finish_sign_in(request.query_string.decode("latin-1"))
+    query = request.query_string.decode("latin-1")
+    entry, still_waiting = _logto().take_sign_in(query, pending(session))
+    keep_pending(session, still_waiting)  # the one taken is used up, whatever comes of it
+    new_tokens, user, userinfo, next_path = await _logto().finish_sign_in(query, entry)
     session.clear()
     keep_tokens(session, new_tokens.data)
     session[USER] = asdict(user)
@@ -232,6 +239,7 @@ def rate_limited(_error: RateLimitExceeded) -> tuple[str, int, dict[str, str]]:
     return too_many_requests()
 
 
+blueprint.before_app_request(refuse_without_store)  # a session the store could not load: the 503 page
 blueprint.before_app_request(lambda: drop_expired(session))  # an expired Hugging Face token leaves the session
 
 
