@@ -1,30 +1,10 @@
 """The sign-in unit's public face for the site (and the design card): everything comes from the `flask_logto`
-package (flask_logto/__init__.py says how to use it).
+package, whose `__init__.py` says how to use it and lists its public names.
 
     from client import LogtoAuth, current_user, login_required
 """
 
-from flask_logto import (
-    AuthFailure,
-    BadCallback,
-    ConfigError,
-    HfTokenExpired,
-    HfTokenNotSetUp,
-    HfTokenNotStored,
-    HfTokenUnavailable,
-    LogtoAuth,
-    LogtoUnavailable,
-    SessionEnded,
-    SignedInUser,
-    SignInRejected,
-    current_user,
-    login_required,
-    safe_next,
-    signed_in_key,
-)
+import flask_logto
+from flask_logto import *  # noqa: F403  (re-exported as they are: the package owns the list)
 
-__all__ = [
-    "LogtoAuth", "current_user", "login_required", "safe_next", "signed_in_key", "SignedInUser", "ConfigError",
-    "AuthFailure", "BadCallback", "SignInRejected", "SessionEnded", "LogtoUnavailable",
-    "HfTokenUnavailable", "HfTokenNotStored", "HfTokenExpired", "HfTokenNotSetUp",
-]
+__all__ = flask_logto.__all__
