@@ -166,16 +166,17 @@ def test_the_worker_processes_of_one_machine_count_together(tmp_path: Path) -> N
         "APP_DATA_DIR": str(tmp_path / "data"), "APP_BASE_URL": f"http://localhost:{port}",
         "DEVIDP_PORT": str(free_port()),
     }
+    error_log = tmp_path / "gunicorn.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--access-logfile", str(access_log),
-         "--access-logformat", "%(p)s %(s)s", "flask_app:create_app()"],
+         "--access-logformat", "%(p)s %(s)s", "--error-logfile", str(error_log), "flask_app:create_app()"],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         def up() -> bool:
             try:
-                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-            except requests.ConnectionError:
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+            except requests.RequestException:  # not listening yet, or a worker still busy starting
                 return False
 
         assert wait_until(up, lambda: process.poll() is None, 60), "gunicorn did not start"
@@ -185,7 +186,7 @@ def test_the_worker_processes_of_one_machine_count_together(tmp_path: Path) -> N
                 list(pool.map(lambda _: up(), range(4)))
             return len({line.split()[0] for line in access_log.read_text().splitlines()}) == 2
 
-        assert wait_until(both_workers_answer, lambda: process.poll() is None, 60), "one gunicorn worker never answered"
+        assert wait_until(both_workers_answer, lambda: process.poll() is None, 60), error_log.read_text()[-3000:]
 
         def start(_: int) -> int:
             return requests.get(f"http://localhost:{port}/sign-in", allow_redirects=False, timeout=30).status_code
