@@ -7,7 +7,7 @@ the same keys from the environment (settings.py), so a key's name is also its en
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -247,3 +247,16 @@ def whole_number(config: Mapping[str, Any], name: str, default: int, *, minimum:
     if value < minimum:
         raise ConfigError(f"{name}={value} is too small (minimum {minimum})")
     return value
+
+
+def check_flag(config: MutableMapping[str, Any], name: str, default: bool) -> bool:
+    """`config[name]` as a bool ("true"/"false", "1"/"0", "yes"/"no", "on"/"off" from the environment), written back."""
+    raw = config.get(name)
+    if isinstance(raw, bool):
+        return raw
+    text = "" if raw is None else str(raw).strip().lower()
+    if text in ("", "true", "1", "yes", "on", "false", "0", "no", "off"):
+        value = default if not text else text in ("true", "1", "yes", "on")
+        config[name] = value
+        return value
+    raise ConfigError(f"{name}={raw!r} is not true or false")

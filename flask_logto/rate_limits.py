@@ -30,6 +30,7 @@ import limits
 from flask import Flask, current_app, render_template, request
 from flask_limiter import Limiter
 
+from flask_logto.config import check_flag
 from flask_logto.errors import ConfigError
 from flask_logto.i18n import N_
 from flask_logto.limit_storage import SCHEME as SQLITE_SCHEME
@@ -37,7 +38,7 @@ from flask_logto.session_store import STORE_ERRORS, RedisStore, Store
 
 log = logging.getLogger("auth")
 LIMITER = "logto_auth_limiter"  # its key in app.extensions
-# The unit's limits (client.py puts them on its routes): per client address, sign-in starts (/sign-in and
+# The unit's limits (extension.py puts them on its routes): per client address, sign-in starts (/sign-in and
 # /sign-up together) and callbacks; sign-outs per person once signed in; refused back-channel logouts only.
 UNIT_LIMITS = {
     "RATELIMIT_SIGN_IN": "20 per minute",
@@ -59,19 +60,6 @@ def check_limit(config: MutableMapping[str, Any], name: str, default: str) -> st
         raise ConfigError(f"{name}={value!r} is not a rate limit: use e.g. '20 per minute' or '100/hour'") from None
     config[name] = value
     return value
-
-
-def check_flag(config: MutableMapping[str, Any], name: str, default: bool) -> bool:
-    """`config[name]` as a bool ("true"/"false", "1"/"0", "yes"/"no", "on"/"off" from the environment), written back."""
-    raw = config.get(name)
-    if isinstance(raw, bool):
-        return raw
-    text = "" if raw is None else str(raw).strip().lower()
-    if text in ("", "true", "1", "yes", "on", "false", "0", "no", "off"):
-        value = default if not text else text in ("true", "1", "yes", "on")
-        config[name] = value
-        return value
-    raise ConfigError(f"{name}={raw!r} is not true or false")
 
 
 def setup_limiter(app: Flask, store: Store, data_dir: Path, redis_url: str) -> Limiter:
@@ -98,15 +86,12 @@ def setup_limiter(app: Flask, store: Store, data_dir: Path, redis_url: str) -> L
     return limiter
 
 
-APP_WIDE_LIMITS = ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META")
-
-
 class RouteLimiter(Limiter):
     """Flask-Limiter for limits put on routes (`limit_views`), which their own wrappers check.
 
     Flask-Limiter also checks app-wide limits (default, application, meta and blueprint limits) before
     every request; with none set, that check finds nothing at ~90 µs a request (a tenth of a signed-in
-    page), so it is skipped until an app sets one (by `APP_WIDE_LIMITS` or on this limiter).
+    page), so it is skipped until an app sets one (in `app.config`, e.g. `RATELIMIT_DEFAULT`, or on this limiter).
     """
 
     def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
