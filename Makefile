@@ -3,7 +3,7 @@
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
-NPM_INSTALLED := devidp/node_modules/.package-lock.json
+NPM_INSTALLED := tools/devidp/node_modules/.package-lock.json
 AXE_INSTALLED := tests/a11y/node_modules/.package-lock.json
 
 .PHONY: dev test setup messages
@@ -26,8 +26,8 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-$(NPM_INSTALLED): devidp/package.json devidp/package-lock.json
-	cd devidp && npm ci --no-audit --no-fund --loglevel=error
+$(NPM_INSTALLED): tools/devidp/package.json tools/devidp/package-lock.json
+	cd tools/devidp && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # axe-core, which the browser tests inject into every page.
@@ -40,5 +40,5 @@ $(AXE_INSTALLED): tests/a11y/package.json tests/a11y/package-lock.json
 # catalogs itself when it starts (languages.py), so there is no .mo to keep up to date.
 messages: $(INSTALLED)
 	$(VENV)/bin/pybabel -q extract -F babel.cfg -k lazy_gettext --no-location --no-wrap \
-		--ignore-dirs='.* _* node_modules tests bench devidp migrations instance test-artifacts' -o $(VENV)/messages.pot .
+		--ignore-dirs='.* _* node_modules tests bench tools migrations instance test-artifacts' -o $(VENV)/messages.pot .
 	$(VENV)/bin/pybabel -q update -N --ignore-obsolete --no-wrap -i $(VENV)/messages.pot -d translations

@@ -2,7 +2,7 @@
 
 Sign-in is the `LogtoAuth` unit (client.py) and the site is its first user: pages ask `current_user()`,
 `/profile` is `login_required` and shows `auth.userinfo()`. Settings come from the environment or
-`.env` (settings.py) into `app.config`.
+`.env` (website/settings.py) into `app.config`.
 """
 
 from __future__ import annotations
@@ -25,17 +25,15 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-import hub
-import languages
-import notes
 from client import ConfigError, LogtoAuth, login_required, signed_in_key
-from flask_dev import dev_command
 from flask_logto.config import is_loopback_url
 from flask_logto.i18n import N_
 from flask_logto.rate_limits import check_limit, limit_views
-from logto_cli import logto_cli
-from settings import HSTS, site_config, space_setup_needs
-from space_setup import setup_app
+from tools.flask_dev import dev_command
+from tools.logto_cli import logto_cli
+from website import hub, languages, notes
+from website.settings import HSTS, site_config, space_setup_needs
+from website.space_setup import setup_app
 
 log = logging.getLogger("auth")
 auth = LogtoAuth(ui_locales=languages.current_tag)  # Logto's pages in the site's language

@@ -1,1 +1,1 @@
-"""The site's load benchmark (`python bench/bench.py`); not a test."""
+"""The site's load benchmark (`python -m bench.bench`); not a test."""

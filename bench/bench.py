@@ -1,6 +1,6 @@
 """Benchmark: every variant of the site as ratios to a bare Flask page under the same gunicorn, in one run.
 
-    python bench/bench.py [--seconds 8] [--rounds 3] [--sign-ins 20] [--budget 240]
+    python -m bench.bench [--seconds 8] [--rounds 3] [--sign-ins 20] [--budget 240]
                           [--profile | --no-profile] [--write-results]
 
 Starts a Redis (tests/redis_server.py, on a free port), the embedded provider (devidp) and two gunicorn
@@ -46,11 +46,8 @@ from typing import Any
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-from bench.bench_app import BENCH_COOKIE, PADDING_TEMPLATE, cookie_session_value, create_bench_app, pad_bare_template  # noqa: E402
-from bench.common import (  # noqa: E402
+from bench.bench_app import BENCH_COOKIE, PADDING_TEMPLATE, cookie_session_value, create_bench_app, pad_bare_template
+from bench.common import (
     COOKIE_NAME,
     RESULTS_MD,
     THREADS,
@@ -67,10 +64,12 @@ from bench.common import (  # noqa: E402
     start_cluster,
     stats,
 )
-from bench.profiling import RESULTS, Profiled, Tee, profile_pages  # noqa: E402
-from bench.scale import callback_in_process, cookie_sizes, stored_session  # noqa: E402
-from tests.harness import page_text  # noqa: E402
-from tests.redis_server import start_redis  # noqa: E402
+from bench.profiling import RESULTS, Profiled, Tee, profile_pages
+from bench.scale import callback_in_process, cookie_sizes, stored_session
+from tests.harness import page_text
+from tests.redis_server import start_redis
+
+ROOT = Path(__file__).resolve().parent.parent
 
 USERNAME = "bench-user"
 SIZE_TOLERANCE = 0.05
@@ -445,7 +444,7 @@ def _median_or_none(values: list[float | None]) -> float | None:
 
 def markdown(run: Run, elapsed: float) -> str:
     args, results = run.args, run.results
-    command = " ".join(["python bench/bench.py", *sys.argv[1:]])
+    command = " ".join(["python -m bench.bench", *sys.argv[1:]])
     lines = [
         "<!-- bench.py -->",
         "## Benchmark: the site's pages against a bare Flask page, the sign-in and the cookie",
@@ -553,8 +552,8 @@ def write_results(report: str) -> None:
     """bench/RESULTS.md: what the file is, this run, and the load test's section as bench/load.py last wrote it."""
     load = section(RESULTS_MD, "load.py")
     intro = ("# Benchmark and load-test results\n\n"
-             "Written by `python bench/bench.py --write-results` (the benchmark, the first section) and "
-             "`python bench/load.py` (the load test, which replaces only its own section). Both run on loopback "
+             "Written by `python -m bench.bench --write-results` (the benchmark, the first section) and "
+             "`python -m bench.load` (the load test, which replaces only its own section). Both run on loopback "
              "only and stop every process they start. The machine and its load average at the start are in each "
              "section; absolute numbers move with other work on the machine, so compare rows of one run.")
     RESULTS_MD.write_text("\n\n".join(part for part in (intro, report, load) if part) + "\n", encoding="utf-8")

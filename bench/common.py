@@ -30,15 +30,14 @@ from pathlib import Path
 
 import requests
 
+from flask_logto.config import backchannel_logout_uri, post_sign_out_uri, redirect_uri
+from tests.harness import ROOMY_LIMITS, follow_to_callback, page_text
+from tests.redis_server import RedisServer, start_redis
+from tests.servers import free_port, stop_process, wait_until
+from tools.devidp.launcher import RunningProvider, ensure_installed, start_provider
+from website.settings import DEV_APP_ID, dev_client_secret
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-from devidp.launcher import RunningProvider, ensure_installed, start_provider  # noqa: E402
-from flask_logto.config import backchannel_logout_uri, post_sign_out_uri, redirect_uri  # noqa: E402
-from settings import DEV_APP_ID, dev_client_secret  # noqa: E402
-from tests.harness import ROOMY_LIMITS, follow_to_callback, page_text  # noqa: E402
-from tests.redis_server import RedisServer, start_redis  # noqa: E402
-from tests.servers import free_port, stop_process, wait_until  # noqa: E402
 
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
 WORKERS, THREADS = 2, 4

@@ -1,6 +1,6 @@
 """Load test: 1,000 distinct people sign in across two site instances that share Redis (and PostgreSQL for notes).
 
-    python bench/load.py [--users 1000] [--concurrency 16] [--deadline 900]
+    python -m bench.load [--users 1000] [--concurrency 16] [--deadline 900]
 
 Starts a Redis, a PostgreSQL (for the notes, when the site has them: notes.py), the embedded provider and two
 gunicorn instances (2 workers × 4 threads each) on loopback. Each person signs in on one instance, then loads
@@ -27,14 +27,13 @@ from typing import Any
 
 import requests
 
+from bench.common import RESULTS_MD, Cluster, machine, sign_in, start_cluster, stats, write_section
+from tests.harness import forms_in, page_text
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-from bench.common import RESULTS_MD, Cluster, machine, sign_in, start_cluster, stats, write_section  # noqa: E402
-from tests.harness import forms_in, page_text  # noqa: E402
 
 NAME = re.compile(r"load-\d{4}", re.IGNORECASE)
-HAS_NOTES = (ROOT / "notes.py").exists()
+HAS_NOTES = (ROOT / "website" / "notes.py").exists()
 
 
 @dataclass
@@ -172,7 +171,7 @@ def report(args: argparse.Namespace, outcome: Outcome, load_seconds: float, afte
         "<!-- load.py -->",
         f"## Load test: {args.users:,} people, two instances sharing Redis" + (" and PostgreSQL" if HAS_NOTES else ""),
         "",
-        f"`python bench/load.py --users {args.users} --concurrency {args.concurrency}`, "
+        f"`python -m bench.load --users {args.users} --concurrency {args.concurrency}`, "
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}. Machine: {machine()}. Two gunicorn instances (2 workers × 4 threads each) "
         "on two loopback ports, sharing one Redis (sessions, refresh locks, sign-in index)"
         + (", one PostgreSQL (notes)" if HAS_NOTES else " (no notes.py: no database)")

@@ -1,7 +1,7 @@
 """The sign-in unit's settings: read from `app.config`, checked once at `init_app`, then frozen.
 
 Every mistake is reported as one line that names the key and the fix (`ConfigError`). The site reads
-the same keys from the environment (settings.py), so a key's name is also its environment variable.
+the same keys from the environment (the site: website/settings.py), so a key's name is also its environment variable.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import (  # noqa: F401  (re-exported for the tests)
+from tests.harness import (  # noqa: F401  (re-exported for the tests)
     Stack,
     csrf_token_in,
     follow_to_callback,

@@ -19,11 +19,11 @@ import requests
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from devidp.launcher import RunningProvider
 from flask_app import create_app
-from flask_dev import start_local_provider
 from flask_logto.config import AuthSettings, read_auth_settings
-from settings import site_config
+from tools.devidp.launcher import RunningProvider
+from tools.flask_dev import start_local_provider
+from website.settings import site_config
 
 
 @dataclass

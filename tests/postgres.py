@@ -24,10 +24,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-try:
-    from tests.servers import served, start_on_free_port
-except ModuleNotFoundError:  # imported as `postgres`, with tests/ on sys.path and not the project's folder
-    from servers import served, start_on_free_port
+from tests.servers import served, start_on_free_port
 
 SUPERUSER = "notes"
 FALLBACK_USER = "notes-test-pg"

@@ -19,10 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-try:
-    from tests.servers import served, start_on_free_port, stop_process, wait_until
-except ModuleNotFoundError:  # imported as `redis_server`, with tests/ on sys.path and not the project's folder
-    from servers import served, start_on_free_port, stop_process, wait_until
+from tests.servers import served, start_on_free_port, stop_process, wait_until
 
 START_TIMEOUT = 15.0
 

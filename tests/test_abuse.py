@@ -26,12 +26,12 @@ import pytest
 import redis
 import requests
 
-from conftest import Stack, csrf_token_in, page_text, sign_in, start_stack
 from flask_logto.config import SIGN_IN_TIMEOUT_SECONDS
 from flask_logto.errors import StoreWriteFailed
 from flask_logto.session_store import SWEEPER_THREAD, refused_writes_fail, sweep_expired, sweep_if_due
-from redis_server import RedisServer, start_redis
-from servers import free_port, served, stop_process, wait_until
+from tests.conftest import Stack, csrf_token_in, page_text, sign_in, start_stack
+from tests.redis_server import RedisServer, start_redis
+from tests.servers import free_port, served, stop_process, wait_until
 
 LIFETIME = 3 * 24 * 3600  # SESSION_LIFETIME of these stacks: far from the 15-minute sign-in timeout
 FLOOD = 2000  # anonymous sign-in starts per store

@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 from flask import Flask, render_template
 
-from conftest import ARTIFACTS, Stack, chromium_path, start_stack
 from flask_app import create_app
+from tests.conftest import ARTIFACTS, Stack, chromium_path, start_stack
 
 pytestmark = pytest.mark.browser
 CHROMIUM_ARGS = [
@@ -118,8 +118,8 @@ def test_on_a_space_sign_in_leaves_the_frame_and_completes_top_level(make_stack,
     from werkzeug.wrappers import Response
 
     from flask_app import create_app
-    from harness import QuietRequestHandler
-    from settings import DEV_APP_ID, dev_client_secret
+    from tests.harness import QuietRequestHandler
+    from website.settings import DEV_APP_ID, dev_client_secret
 
     site_url: list[str] = []
     framer = make_server(

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from conftest import Stack, sign_in
+from tests.conftest import Stack, sign_in
 
 USERS = 50
 

@@ -27,9 +27,9 @@ import pytest
 import requests
 from logto import LogtoClient, LogtoConfig, LogtoException
 
-from devidp import DEVIDP_DIR, RunningProvider, ensure_installed, start_provider
 from flask_logto.connection import DictStorage
-from harness import follow_to_callback, forms_in
+from tests.harness import follow_to_callback, forms_in
+from tools.devidp import DEVIDP_DIR, RunningProvider, ensure_installed, start_provider
 
 CLIENT_ID = "devidp-test-app"
 CLIENT_SECRET = "devidp-test-secret"

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from client import safe_next
-from conftest import Stack, follow_to_callback, sign_in, start_sign_in
+from tests.conftest import Stack, follow_to_callback, sign_in, start_sign_in
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 junk = st.text(st.characters(codec="utf-8"), max_size=60)

@@ -21,16 +21,16 @@ from typing import Any
 import pytest
 import requests
 from pytest_httpserver import HTTPServer
-from test_session_life import stored_session, token_values
 from werkzeug import Response
 
-from conftest import Stack, forms_in, page_text, sign_in, start_stack
 from flask_logto.connection import Logto, SignedInUser
 from flask_logto.errors import HfTokenExpired, HfTokenNotSetUp, HfTokenNotStored, LogtoUnavailable, SessionEnded
 from flask_logto.hub_token import current_access_token, fetch_hf_token, kept_token, refusal
 from flask_logto.oidc_core import MAX_BODY_BYTES
 from flask_logto.session_keys import HF_TOKEN as HF_TOKEN_KEY
-from harness import auth_settings
+from tests.conftest import Stack, forms_in, page_text, sign_in, start_stack
+from tests.harness import auth_settings
+from tests.test_session_life import stored_session, token_values
 
 FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "logto" / "account-api.json").read_text())
 REPLIES = FIXTURES["replies"]
@@ -443,7 +443,7 @@ def test_the_hf_username_from_either_recorded_identity_shape(shape: str, usernam
 
 def test_hf_endpoint_and_timeout_settings(tmp_path: Path):
     from flask_logto.errors import ConfigError
-    from settings import site_config
+    from website.settings import site_config
 
     local = {"APP_DATA_DIR": str(tmp_path)}
     tenant = {**local, "LOGTO_ENDPOINT": "https://t.logto.app", "LOGTO_APP_ID": "a", "LOGTO_APP_SECRET": "s"}

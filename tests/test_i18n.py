@@ -17,16 +17,16 @@ from babel.messages.pofile import read_po
 from flask import Flask
 
 from client import LogtoAuth
-from conftest import Stack, csrf_token_in, forms_in, page_text, sign_in, start_sign_in
 from flask_app import create_app
-from languages import CATALOGS, LANGUAGES
+from tests.conftest import Stack, csrf_token_in, forms_in, page_text, sign_in, start_sign_in
+from website.languages import CATALOGS, LANGUAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATED = ("ja", "zh_CN")
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 # Folders `make messages` never reads (babel.cfg's patterns would not match in them anyway; this keeps the walk short).
-NOT_SOURCES = {"node_modules", "tests", "bench", "devidp", "migrations", "instance", "test-artifacts", "translations",
-               "docs", "static", "logto_cli"}
+NOT_SOURCES = {"node_modules", "tests", "bench", "tools", "migrations", "instance", "test-artifacts", "translations",
+               "docs", "static"}
 SAMPLES = {"en": "Welcome to", "ja": "へようこそ", "zh-CN": "欢迎来到"}  # the signed-out home page's heading
 
 

@@ -16,7 +16,7 @@ from logto.models.oidc import OidcProviderMetadata
 from flask_logto.connection import Logto
 from flask_logto.errors import LogtoUnavailable, ProviderError, ResponseTooLarge, SessionEnded, SignInRejected
 from flask_logto.oidc_core import StrictOidcCore
-from harness import auth_settings
+from tests.harness import auth_settings
 
 ISSUER = "http://localhost:3001/oidc"
 APP_ID = "local-dev-site"

@@ -8,8 +8,8 @@ import re
 import pytest
 import requests
 
-from conftest import Stack, forms_in, sign_in
 from flask_app import create_app
+from tests.conftest import Stack, forms_in, sign_in
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ import pytest
 import requests
 from flask import request
 
-from conftest import Stack, start_stack
 from flask_app import create_app
-from harness import ROOMY_LIMITS
+from tests.conftest import Stack, start_stack
+from tests.harness import ROOMY_LIMITS
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # flask_app._configure_logging's
 FORGED = "2026-12-07 13:50:00,000 INFO auth: event=sign-in user=admin"

@@ -26,11 +26,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from flask_logto.errors import ConfigError
-from logto_cli import logto_cli
-from logto_cli.api import management_resource, read_admin_env
-from logto_cli.doctor import check_backchannel_logout, check_direct_sign_in
-from logto_cli.setup import env_file_changes, wanted_scope, write_env_file
-from settings import site_config
+from tools.logto_cli import logto_cli
+from tools.logto_cli.api import management_resource, read_admin_env
+from tools.logto_cli.doctor import check_backchannel_logout, check_direct_sign_in
+from tools.logto_cli.setup import env_file_changes, wanted_scope, write_env_file
+from website.settings import site_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "logto"
 RECORDED_ENDPOINT = "http://localhost:3001"

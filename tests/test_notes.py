@@ -1,4 +1,4 @@
-"""Private notes (notes.py) over real HTTP, on SQLite and on a real PostgreSQL server that the tests start.
+"""Private notes (website/notes.py) over real HTTP, on SQLite and on a real PostgreSQL server that the tests start.
 
 Every test that stores notes runs once per backend (`backend`, module-scoped: each backend's site starts
 once). Users sign in through the embedded identity provider, each test with new ones. Outages are real:
@@ -29,11 +29,11 @@ import requests
 from sqlalchemy import event, func, inspect, select
 from sqlalchemy.engine import make_url
 
-from conftest import Stack, forms_in, sign_in, start_stack
 from flask_app import create_app
-from notes import FULL_MESSAGE, MAX_NOTES, Note, db
-from postgres import PostgresServer, postgres_server  # noqa: F401  (the fixture)
-from settings import site_config
+from tests.conftest import Stack, forms_in, sign_in, start_stack
+from tests.postgres import PostgresServer, postgres_server  # noqa: F401  (the fixture)
+from website.notes import FULL_MESSAGE, MAX_NOTES, Note, db
+from website.settings import site_config
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAD = "4b1d7c2e9a30"

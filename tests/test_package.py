@@ -22,15 +22,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import csrf_token_in, follow_to_callback, forms_in
-from devidp.launcher import ensure_installed, start_provider
+from tests.conftest import csrf_token_in, follow_to_callback, forms_in
+from tools.devidp.launcher import ensure_installed, start_provider
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVE_ON_FD = (  # the app is imported from the empty folder; flask_logto from the fresh virtualenv
     "import sys; from werkzeug.serving import make_server; from app import app; "
     "make_server('127.0.0.1', 0, app, threaded=True, fd=int(sys.argv[1])).serve_forever()"
 )
-SITE_MODULES = ("flask_app", "client", "notes", "hub", "languages", "settings", "devidp", "tests", "bench", "logto_cli")
+SITE_MODULES = ("flask_app", "client", "website", "tools", "tests", "bench")
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 import requests
 from flask import Flask
 
-from conftest import Stack, forms_in, sign_in
 from flask_app import create_app
+from tests.conftest import Stack, forms_in, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import requests
 
-from conftest import Stack, follow_to_callback, sign_in, start_sign_in
+from tests.conftest import Stack, follow_to_callback, sign_in, start_sign_in
 
 TIMEOUT = "1"  # LOGTO_TIMEOUT for these stacks, in seconds
 SLOWER_THAN_TIMEOUT_MS = 6000

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import Stack, csrf_token_in, page_text, sign_in
 from flask_app import create_app
 from flask_logto.errors import ConfigError
-from harness import ROOMY_LIMITS
-from servers import free_port, stop_process, wait_until
+from tests.conftest import Stack, csrf_token_in, page_text, sign_in
+from tests.harness import ROOMY_LIMITS
+from tests.servers import free_port, stop_process, wait_until
 
 DEFAULTS = {name: "" for name in ROOMY_LIMITS}  # empty: the default limit
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,7 +136,7 @@ def test_a_bad_limit_setting_is_one_line_naming_it(tmp_path: Path, env: dict[str
     from flask import Flask
 
     from client import LogtoAuth
-    from settings import site_config
+    from website.settings import site_config
 
     if "RATELIMIT_STRATEGY" in env:  # Flask-Limiter's own setting: an app sets it in app.config
         app = Flask("strategy")
@@ -205,7 +205,7 @@ def test_an_apps_own_app_wide_limits_still_apply(tmp_path: Path) -> None:
     from flask import Flask
 
     from client import LogtoAuth
-    from settings import site_config
+    from website.settings import site_config
 
     app = Flask("app_wide", root_path=str(tmp_path))  # no templates of its own: the unit's pages
     app.config.update(site_config({"APP_DATA_DIR": str(tmp_path)}), RATELIMIT_DEFAULT="2 per minute")
@@ -238,7 +238,7 @@ def test_an_apps_own_blueprint_limit_still_applies(tmp_path: Path) -> None:
 
     from client import LogtoAuth
     from flask_logto.rate_limits import LIMITER
-    from settings import site_config
+    from website.settings import site_config
 
     app = Flask("blueprint_limit", root_path=str(tmp_path))
     app.config.update(site_config({"APP_DATA_DIR": str(tmp_path)}))
@@ -259,7 +259,7 @@ def test_a_back_channel_logout_that_is_accepted_does_not_count(make_stack: Calla
     """Logto's servers post every user's logouts from a few addresses: only refused ones count."""
     from urllib.parse import urljoin
 
-    from conftest import forms_in
+    from tests.conftest import forms_in
 
     stack = make_stack(**{**DEFAULTS, "RATELIMIT_BACKCHANNEL_LOGOUT": "2 per minute"})
     people = {name: requests.Session() for name in ("bcl-ann", "bcl-bob", "bcl-cy")}

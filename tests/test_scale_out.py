@@ -34,16 +34,16 @@ from jwt.algorithms import ECAlgorithm
 from werkzeug.serving import make_server
 
 from client import ConfigError
-from conftest import Stack, csrf_token_in, forms_in, page_text, sign_in
-from devidp.launcher import RunningProvider
 from flask_app import create_app
-from flask_dev import start_local_provider
 from flask_logto.backchannel import LOGOUT_EVENT
 from flask_logto.config import read_auth_settings
 from flask_logto.session_store import RedisStore
-from harness import ROOMY_LIMITS, QuietRequestHandler, _LateApp
-from redis_server import RedisServer, redis_server  # noqa: F401  (the fixture)
-from settings import DEV_APP_ID, site_config
+from tests.conftest import Stack, csrf_token_in, forms_in, page_text, sign_in
+from tests.harness import ROOMY_LIMITS, QuietRequestHandler, _LateApp
+from tests.redis_server import RedisServer, redis_server  # noqa: F401  (the fixture)
+from tools.devidp.launcher import RunningProvider
+from tools.flask_dev import start_local_provider
+from website.settings import DEV_APP_ID, site_config
 
 LIFETIME = 3600  # SESSION_LIFETIME for these instances
 

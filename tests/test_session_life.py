@@ -9,7 +9,7 @@ import re
 import pytest
 import requests
 
-from conftest import Stack, csrf_token_in, follow_to_callback, sign_in, start_sign_in
+from tests.conftest import Stack, csrf_token_in, follow_to_callback, sign_in, start_sign_in
 
 
 def stored_session(stack: Stack, http: requests.Session) -> dict:
@@ -30,7 +30,7 @@ def token_values(session_data: dict) -> set[str]:
 @pytest.fixture(scope="module")
 def short_tokens(tmp_path_factory):
     """Access tokens the SDK always considers expired (it subtracts 60 s from 30 s): every /profile refreshes."""
-    from conftest import start_stack
+    from tests.conftest import start_stack
 
     running = start_stack(tmp_path_factory.mktemp("short"), access_token_ttl=30)
     yield running

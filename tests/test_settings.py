@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 
 from flask_logto.errors import ConfigError
-from harness import auth_settings as load_settings
-from settings import site_config
+from tests.harness import auth_settings as load_settings
+from website.settings import site_config
 
 REAL = {
     "LOGTO_ENDPOINT": "https://abc123.logto.app",

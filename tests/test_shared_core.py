@@ -22,7 +22,7 @@ from logto.models.oidc import OidcProviderMetadata
 from flask_logto import oidc_core
 from flask_logto.connection import Logto
 from flask_logto.oidc_core import SingleFlight, StrictOidcCore
-from harness import auth_settings
+from tests.harness import auth_settings
 
 CALLERS = 8
 METADATA = json.loads((Path(__file__).parent / "fixtures/discovery.json").read_text())

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import pytest
 import requests
 
-from conftest import Stack, csrf_token_in, follow_to_callback, forms_in, page_text, sign_in, start_sign_in
+from tests.conftest import Stack, csrf_token_in, follow_to_callback, forms_in, page_text, sign_in, start_sign_in
 
 
 def csrf_token(http: requests.Session, stack: Stack) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flask_app import create_app
-from settings import site_config
+from website.settings import site_config
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "space-key-" + "0123456789abcdef" * 2
@@ -31,7 +31,7 @@ def test_the_base_url_is_the_spaces_first_host_and_no_local_provider_starts(tmp_
 
 
 def test_storage_is_slash_data_only_when_the_space_has_it(tmp_path, monkeypatch):
-    import settings
+    from website import settings
 
     assert settings.default_data_dir(on_space=False) == "instance"
     monkeypatch.setattr(settings, "SPACE_STORAGE", str(tmp_path))

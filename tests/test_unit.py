@@ -14,9 +14,9 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_session.base import ServerSideSessionInterface
 
 from client import ConfigError, LogtoAuth, current_user, login_required
-from conftest import Stack, csrf_token_in, follow_to_callback, page_text, sign_in, start_sign_in
 from flask_logto import connection
-from settings import site_config
+from tests.conftest import Stack, csrf_token_in, follow_to_callback, page_text, sign_in, start_sign_in
+from website.settings import site_config
 
 SECRET = "unit-test-key-" + "0123456789abcdef" * 2
 CONFIG = {
@@ -239,7 +239,7 @@ def small_site(env: dict[str, str]) -> Flask:
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory):
-    from conftest import start_stack
+    from tests.conftest import start_stack
 
     running = start_stack(tmp_path_factory.mktemp("small"), make_app=small_site)
     yield running

@@ -81,7 +81,7 @@ def test_with_a_url_prefix_next_cannot_lead_to_the_units_prefixed_routes(tmp_pat
     from flask import Flask
 
     from client import LogtoAuth
-    from settings import site_config
+    from website.settings import site_config
 
     app = Flask("prefixed", root_path=str(tmp_path))
     app.config.update(site_config({"APP_DATA_DIR": str(tmp_path)}))

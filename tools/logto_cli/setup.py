@@ -29,7 +29,7 @@ from dotenv import dotenv_values
 
 from flask_logto.config import is_private_url
 from flask_logto.errors import ConfigError
-from logto_cli.api import (
+from tools.logto_cli.api import (
     HF_CONNECTOR_ID,
     HF_TARGET,
     OIDC_CONNECTOR_ID,

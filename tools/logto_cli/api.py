@@ -30,7 +30,7 @@ from flask_logto.config import (
     redirect_uri,
 )
 from flask_logto.errors import ConfigError
-from settings import site_config
+from website.settings import site_config
 
 TIMEOUT = 10.0
 HF_CONNECTOR_ID = "huggingface-universal"  # the dedicated connector's factory id (it cannot store tokens)

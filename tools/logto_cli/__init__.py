@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import click
 
-from logto_cli.doctor import doctor_command
-from logto_cli.setup import setup_command
+from tools.logto_cli.doctor import doctor_command
+from tools.logto_cli.setup import setup_command
 
 logto_cli = click.Group(
     "logto",

@@ -21,11 +21,10 @@ import click
 import requests
 from logto.models.oidc import OidcProviderMetadata
 
-import settings
 from flask_logto import oidc_core
 from flask_logto.config import MAKE_SECRET_HINT, is_loopback_url, is_private_url
 from flask_logto.errors import ConfigError
-from logto_cli.api import (
+from tools.logto_cli.api import (
     HF_CONNECTOR_ID,
     HF_TARGET,
     TIMEOUT,
@@ -39,6 +38,7 @@ from logto_cli.api import (
     read_site_config,
     stores_tokens,
 )
+from website import settings
 
 MAX_CLOCK_SKEW = 30.0  # seconds
 SETUP_COMMAND = "flask --app flask_app logto setup"

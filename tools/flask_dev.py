@@ -18,10 +18,10 @@ from flask import current_app
 from werkzeug.serving import make_server  # not run_simple: its banner repeats the URL as 127.0.0.1
 
 from flask_logto.config import AuthSettings, backchannel_logout_uri, post_sign_out_uri, redirect_uri
-from settings import DEFAULT_APP_NAME, DEV_APP_ID, dev_client_secret
+from website.settings import DEFAULT_APP_NAME, DEV_APP_ID, dev_client_secret
 
 if TYPE_CHECKING:
-    from devidp.launcher import RunningProvider
+    from tools.devidp.launcher import RunningProvider
 
 
 def start_local_provider(base_url: str, data_dir: Path, *, port: int, **options: Any) -> RunningProvider:
@@ -30,7 +30,7 @@ def start_local_provider(base_url: str, data_dir: Path, *, port: int, **options:
     Used by `flask dev`, the tests and the benchmark; `options` go to `devidp.launcher.start_provider`.
     The site's `/backchannel-logout` is the client's back-channel logout URI, as `flask logto setup` registers it.
     """
-    from devidp.launcher import ensure_installed, start_provider
+    from tools.devidp.launcher import ensure_installed, start_provider
 
     ensure_installed()
     options.setdefault("redirect_uris", [redirect_uri(base_url)])
@@ -67,7 +67,7 @@ def dev_command() -> None:
 
     Ctrl-C and SIGTERM stop both; the provider also ends by itself if this process dies (see devidp/launcher.py).
     """
-    from devidp.launcher import DevIdpError  # only `dev` needs Node
+    from tools.devidp.launcher import DevIdpError  # only `dev` needs Node
 
     if "CONFIG_ERROR" in current_app.config:
         raise click.ClickException(current_app.config["CONFIG_ERROR"])

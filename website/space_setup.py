@@ -13,13 +13,15 @@ from typing import Any
 
 from flask import Flask, g, render_template
 
-import languages
 from flask_logto.config import post_sign_out_uri, redirect_uri
-from settings import HSTS, default_data_dir, space_host_of
+from website import languages
+from website.settings import HSTS, default_data_dir, space_host_of
+
+SITE_ROOT = Path(__file__).resolve().parent.parent  # where the site's templates/ are
 
 
 def setup_app(env: Mapping[str, str], needs: list[str]) -> Flask:
-    app = Flask(__name__)
+    app = Flask(__name__, root_path=str(SITE_ROOT))
     data_dir = Path(env.get("APP_DATA_DIR", "").strip() or default_data_dir(on_space=True))
     languages.init_app(app, data_dir / "translations", switcher=False)  # in the visitor's language, no switcher
     base_url = env.get("APP_BASE_URL", "").strip().rstrip("/") or f"https://{space_host_of(env)}"
