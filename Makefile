@@ -35,10 +35,14 @@ $(AXE_INSTALLED): tests/a11y/package.json tests/a11y/package-lock.json
 	cd tests/a11y && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# After changing a page or a message: extract them again (babel.cfg) and update translations/*/messages.po;
-# then fill in every new msgstr (tests/test_i18n.py fails on an empty or fuzzy one). The site compiles the
-# catalogs itself when it starts (languages.py), so there is no .mo to keep up to date.
+# After changing a page or a message: extract them again (babel.cfg) and update the site's catalogs
+# (website/translations/*/LC_MESSAGES/messages.po) and the sign-in unit's, in its own domain
+# (flask_logto/translations/*/LC_MESSAGES/flask_logto.po); then fill in every new msgstr (tests/test_i18n.py
+# fails on an empty or fuzzy one). Both are compiled when they are first used, so there is no .mo to keep.
 messages: $(INSTALLED)
 	$(VENV)/bin/pybabel -q extract -F babel.cfg -k lazy_gettext --no-location --no-wrap \
-		--ignore-dirs='.* _* node_modules tests bench tools migrations instance test-artifacts' -o $(VENV)/messages.pot .
-	$(VENV)/bin/pybabel -q update -N --ignore-obsolete --no-wrap -i $(VENV)/messages.pot -d translations
+		--ignore-dirs='.* _* node_modules tests bench tools flask_logto migrations instance test-artifacts' -o $(VENV)/messages.pot .
+	$(VENV)/bin/pybabel -q update -N --ignore-obsolete --no-wrap -i $(VENV)/messages.pot -d website/translations
+	$(VENV)/bin/pybabel -q extract -F babel.cfg -k logto_gettext --no-location --no-wrap --ignore-dirs='.* _*' \
+		-o $(VENV)/flask_logto.pot flask_logto
+	$(VENV)/bin/pybabel -q update -N --ignore-obsolete --no-wrap -D flask_logto -i $(VENV)/flask_logto.pot -d flask_logto/translations

@@ -26,7 +26,7 @@ from flask_logto.config import AuthSettings
 from flask_logto.connection import Logto, SignedInUser, access_token_due
 from flask_logto.errors import AuthFailure, BadLogoutToken, LogtoUnavailable, SessionEnded
 from flask_logto.hub_token import drop_expired
-from flask_logto.i18n import N_, jinja_helpers, language_tag, translate
+from flask_logto.i18n import N_, language_tag, logto_gettext, translate
 from flask_logto.rate_limits import client_address, too_many_requests
 from flask_logto.session_keys import (
     USER,
@@ -245,7 +245,7 @@ blueprint.before_app_request(lambda: drop_expired(session))  # an expired Huggin
 
 @blueprint.app_context_processor
 def template_helpers() -> dict[str, Any]:
-    return {"current_user": current_user, "page_language": language_tag, **jinja_helpers()}
+    return {"current_user": current_user, "page_language": language_tag, "logto_gettext": logto_gettext}
 
 
 def _auth_paths() -> frozenset[str]:

@@ -5,19 +5,23 @@ in English in an app without Flask-Babel."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from babel.messages.catalog import Catalog
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
-from flask import Flask
+from flask import Flask, request
+from flask_babel import Babel
 
 from client import LogtoAuth
 from flask_app import create_app
+from flask_logto.i18n import CATALOGS as UNIT_CATALOGS
 from tests.conftest import Stack, csrf_token_in, forms_in, page_text, sign_in, start_sign_in
 from website.languages import CATALOGS, LANGUAGES
 
@@ -26,17 +30,35 @@ TRANSLATED = ("ja", "zh_CN")
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 # Folders `make messages` never reads (babel.cfg's patterns would not match in them anyway; this keeps the walk short).
 NOT_SOURCES = {"node_modules", "tests", "bench", "tools", "migrations", "instance", "test-artifacts", "translations",
-               "docs", "static"}
+               "docs", "static", "flask_logto"}  # the unit's are its own domain (UNIT), read from its folder
 SAMPLES = {"en": "Welcome to", "ja": "へようこそ", "zh-CN": "欢迎来到"}  # the signed-out home page's heading
 
 
-def extracted_messages() -> dict[str, str]:
-    """Every message babel.cfg finds in the sources and templates (msgid: where), as `make messages` extracts them."""
+@dataclass(frozen=True)
+class Domain:
+    """One set of catalogs: the messages babel.cfg finds under `sources` (with `keywords`), translated in `catalogs`."""
+
+    name: str
+    sources: Path
+    catalogs: Path
+    keywords: tuple[str, ...]
+
+    def catalog(self, locale: str) -> Catalog:
+        with (self.catalogs / locale / "LC_MESSAGES" / f"{self.name}.po").open("rb") as po_file:
+            return read_po(po_file, locale=locale)
+
+
+SITE = Domain("messages", ROOT, CATALOGS, ("lazy_gettext",))
+UNIT = Domain("flask_logto", ROOT / "flask_logto", UNIT_CATALOGS, ("logto_gettext",))
+
+
+def extracted_messages(domain: Domain) -> dict[str, str]:
+    """Every message babel.cfg finds in a domain's sources and templates (msgid: where), as `make messages` does."""
     with (ROOT / "babel.cfg").open() as config:
         method_map, options_map = parse_mapping_cfg(config)
     found: dict[str, str] = {}
     for filename, lineno, message, _comments, _context in extract_from_dir(
-        str(ROOT), method_map, options_map, keywords={**DEFAULT_KEYWORDS, "lazy_gettext": None},
+        str(domain.sources), method_map, options_map, keywords={**DEFAULT_KEYWORDS, **dict.fromkeys(domain.keywords)},
         directory_filter=lambda path: not Path(path).name.startswith((".", "_")) and Path(path).name not in NOT_SOURCES,
     ):
         for msgid in message if isinstance(message, tuple) else (message,):
@@ -45,12 +67,12 @@ def extracted_messages() -> dict[str, str]:
     return found
 
 
-def test_the_catalogs_translate_every_message_and_nothing_is_fuzzy():
-    messages = extracted_messages()
-    assert len(messages) > 100  # the extraction did find the site's messages
+@pytest.mark.parametrize("domain", [SITE, UNIT], ids=lambda domain: domain.name)
+def test_the_catalogs_translate_every_message_and_nothing_is_fuzzy(domain: Domain):
+    messages = extracted_messages(domain)
+    assert len(messages) > (90 if domain is SITE else 30)  # the extraction did find the messages
     for locale in TRANSLATED:
-        with (CATALOGS / locale / "LC_MESSAGES" / "messages.po").open("rb") as po_file:
-            catalog = read_po(po_file, locale=locale)
+        catalog = domain.catalog(locale)
         assert not catalog.fuzzy, f"{locale}: the catalog's header is marked fuzzy"
         problems = []
         for msgid, where in messages.items():
@@ -65,6 +87,20 @@ def test_the_catalogs_translate_every_message_and_nothing_is_fuzzy():
             elif sorted(PLACEHOLDER.findall(msgid)) != sorted(PLACEHOLDER.findall(translation)):
                 problems.append(f"{where}: the {locale} translation of {msgid!r} has other placeholders: {translation!r}")
         assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("domain", [SITE, UNIT], ids=lambda domain: domain.name)
+def test_each_catalog_holds_only_its_own_messages(domain: Domain):
+    """The site's catalogs hold none of the unit's messages (the unit brings its own), and neither keeps stale ones."""
+    messages = extracted_messages(domain)
+    for locale in TRANSLATED:
+        assert sorted(entry.id for entry in domain.catalog(locale) if entry.id and entry.id not in messages) == []
+
+
+def test_the_units_templates_translate_in_the_units_domain():
+    """The app's `_` reads the app's catalogs, which lack the unit's messages: the unit's pages call `logto_gettext`."""
+    for template in sorted((ROOT / "flask_logto" / "templates").glob("**/*.html")):
+        assert not re.search(r"(?<![\w.])(_|gettext|ngettext)\(", template.read_text(encoding="utf-8")), template
 
 
 class _HumanText(HTMLParser):
@@ -244,12 +280,41 @@ def test_the_units_messages_are_translated_where_they_are_shown(stack: Stack):
     assert "登录链接无效" in page.text and "There is no sign-in" not in page.text
 
 
-def test_without_flask_babel_the_unit_speaks_english(tmp_path):
-    app = Flask("plain", root_path=str(tmp_path))  # no templates, no Flask-Babel
+def plain_app(tmp_path: Path, name: str) -> Flask:
+    """An app of someone else's: no templates, no catalogs of its own."""
+    app = Flask(name, root_path=str(tmp_path))
     app.config.update(
         SECRET_KEY="plain-app-key-" + "0123456789abcdef" * 2, LOGTO_ENDPOINT="http://127.0.0.1:9", LOGTO_APP_ID="app",
         LOGTO_APP_SECRET="secret", LOGTO_BASE_URL="http://localhost:3000", LOGTO_DATA_DIR=str(tmp_path),
     )
+    return app
+
+
+@pytest.mark.parametrize("babel_first", [True, False], ids=["babel-before-logto", "babel-after-logto"])
+@pytest.mark.parametrize(("accept", "lang", "heading", "button"), [
+    ("ja", "ja", "<h1>サインインのリンクが無効です</h1>", "もう一度サインイン"),
+    ("zh-CN", "zh-Hans-CN", "<h1>登录链接无效</h1>", "重新登录"),
+    ("zh-TW", "zh-Hant-TW", "<h1>Sign-in link not valid</h1>", "Sign in again"),  # no traditional Chinese catalog
+    ("fr", "fr", "<h1>Sign-in link not valid</h1>", "Sign in again"),
+])
+def test_an_app_with_flask_babel_gets_the_units_pages_in_its_language(
+    tmp_path: Path, babel_first: bool, accept: str, lang: str, heading: str, button: str,
+):
+    app = plain_app(tmp_path, "babel_app")
+    select = lambda: request.accept_languages.best_match(["en", "ja", "zh_CN", "zh_TW", "fr"], default="en")  # noqa: E731
+    if babel_first:
+        Babel(app, locale_selector=select)
+        LogtoAuth(app)
+    else:
+        LogtoAuth(app)
+        Babel(app, locale_selector=select)
+    page = app.test_client().get("/callback", headers={"Accept-Language": accept})
+    assert page.status_code == 400 and html_lang(page.text) == lang
+    assert heading in page.text and button in page.text
+
+
+def test_without_flask_babel_the_unit_speaks_english(tmp_path):
+    app = plain_app(tmp_path, "plain")  # and no Flask-Babel
     LogtoAuth(app)
     client = app.test_client()
     page = client.get("/callback", headers={"Accept-Language": "ja"})

@@ -48,6 +48,7 @@ def test_the_wheel_and_sdist_hold_the_unit_and_nothing_of_the_site(built: dict[s
     packaged = [name for name in wheel if not name.startswith("flask_logto-")]
     assert packaged and all(name.startswith("flask_logto/") for name in packaged), packaged
     assert "flask_logto/templates/auth/error.html" in packaged and "flask_logto/extension.py" in packaged
+    assert {f"flask_logto/translations/{locale}/LC_MESSAGES/flask_logto.po" for locale in ("ja", "zh_CN")} <= set(packaged)
     with tarfile.open(built["sdist"]) as sdist:
         members = [name.split("/", 1)[1] for name in sdist.getnames() if "/" in name]
     assert "pyproject.toml" in members and "flask_logto/views.py" in members
@@ -81,6 +82,29 @@ def fresh_virtualenv(where: Path, wheel: Path) -> Path:
 def installed(tmp_path_factory: pytest.TempPathFactory, built: dict[str, Path]) -> Path:
     """The python of a fresh virtualenv that has the wheel."""
     return fresh_virtualenv(tmp_path_factory.mktemp("fresh") / "venv", built["wheel"])
+
+
+JAPANESE_PAGE = """
+import sys
+from flask import Flask
+from flask_babel import Babel
+from flask_logto import LogtoAuth
+app = Flask("someone_elses_app")
+app.config.update(SECRET_KEY="someone-elses-key-" + "0123456789abcdef" * 2, LOGTO_ENDPOINT="http://127.0.0.1:9",
+                  LOGTO_APP_ID="app", LOGTO_APP_SECRET="secret", LOGTO_BASE_URL="http://localhost:3000",
+                  LOGTO_DATA_DIR=sys.argv[1])
+Babel(app, locale_selector=lambda: "ja")  # the app's own Flask-Babel, with no catalogs of its own
+LogtoAuth(app)
+print(app.test_client().get("/callback").text)
+"""
+
+
+def test_the_installed_wheel_brings_the_units_own_translations(tmp_path: Path, installed: Path):
+    page = subprocess.run(
+        [str(installed), "-c", JAPANESE_PAGE, str(tmp_path)], cwd=tmp_path, check=True, capture_output=True, text=True,
+        timeout=60, env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"},
+    ).stdout
+    assert '<html lang="ja">' in page and "<h1>サインインのリンクが無効です</h1>" in page and "もう一度サインイン" in page
 
 
 @pytest.mark.parametrize("prefix", ["", "/auth"])

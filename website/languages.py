@@ -1,4 +1,4 @@
-"""The site's languages: English, Japanese and Simplified Chinese (Flask-Babel; catalogs in translations/).
+"""The site's languages: English, Japanese and Simplified Chinese (Flask-Babel; catalogs in website/translations/).
 
 - The visitor's language is their choice, else their browser's (Accept-Language), else English. The choice is
   made with the header's switcher (a form posting `lang` to `POST /language`, which goes back to the page it
@@ -7,9 +7,10 @@
   session); a post from another site is refused by its `Origin`/`Sec-Fetch-Site` instead.
 - Pages get its BCP 47 tag (`en`, `ja`, `zh-CN`) for `<html lang>`, and Logto gets the same as `ui_locales`
   (LogtoAuth's `ui_locales` hook), so its sign-in pages speak the site's language.
-- Catalogs: `translations/<locale>/LC_MESSAGES/messages.po`, compiled when the app starts into
-  `APP_DATA_DIR/translations` (no compiled file is kept beside the sources, so none can be older than its
-  .po). `make messages` extracts the messages again (babel.cfg) and updates the catalogs.
+- Catalogs: `website/translations/<locale>/LC_MESSAGES/messages.po`, the site's own messages, compiled when the
+  app starts into `APP_DATA_DIR/translations` (no compiled file is kept beside the sources, so none can be older
+  than its .po). The sign-in unit's pages and errors come translated in its own catalogs (flask_logto/i18n.py),
+  in the language chosen here. `make messages` extracts the messages again (babel.cfg) and updates both.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from typing import Any
 from alembic import command
 from alembic.util import CommandError
 from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFError
@@ -47,7 +48,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from client import current_user, login_required, signed_in_key
 from flask_logto.errors import ConfigError
-from flask_logto.i18n import N_, translate
+from flask_logto.i18n import N_
 from flask_logto.rate_limits import check_limit, limit_views
 
 MAX_NOTES = 1000
@@ -182,14 +183,12 @@ def checked_text(raw: str) -> str:
     """The note to store for the form's `raw` text: line endings as `\\n`, stripped, 1 to 2,000 characters."""
     text = raw.replace("\r\n", "\n").replace("\r", "\n").strip()
     if not text:
-        raise BadNote(translate(N_("A note needs some text.")))
+        raise BadNote(gettext("A note needs some text."))
     if len(text) > MAX_LENGTH:
-        raise BadNote(translate(
-            N_("A note can have at most %(most)s characters; this one has %(count)s."),
-            most=f"{MAX_LENGTH:,}", count=f"{len(text):,}",
-        ))
+        most, count = f"{MAX_LENGTH:,}", f"{len(text):,}"
+        raise BadNote(gettext("A note can have at most %(most)s characters; this one has %(count)s.", most=most, count=count))
     if "\x00" in text:
-        raise BadNote(translate(N_("A note cannot contain NUL characters.")))
+        raise BadNote(gettext("A note cannot contain NUL characters."))
     return text
 
 
