@@ -22,6 +22,7 @@ DEFAULT_DIRECT_SIGN_IN = "social:huggingface"
 DEFAULT_SESSION_LIFETIME = int(timedelta(days=14).total_seconds())  # Logto's refresh-token lifetime
 MIN_SESSION_LIFETIME = 60
 DEFAULT_TIMEOUT = 10
+DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 SIGN_IN_TIMEOUT_SECONDS = 15 * 60  # a sign-in in progress, and anything kept for a visitor not signed in, lives this long
 MIN_SECRET_KEY_LENGTH = 32
 MIN_SECRET_KEY_DISTINCT = 8
@@ -40,6 +41,8 @@ class AuthSettings:
     session_lifetime: timedelta
     data_dir: Path
     session_redis_url: str = ""  # empty: sessions in files under data_dir
+    hf_allowed_orgs: tuple[str, ...] = ()  # Hub names; empty: anyone may sign in
+    hf_endpoint: str = DEFAULT_HF_ENDPOINT  # the Hub, asked `whoami-v2` for the person's organisations
     # Where the unit's routes are (with `url_prefix`): `LogtoAuth.init_app` sets them from the app's URL map.
     callback_path: str = "/callback"
     backchannel_logout_path: str = "/backchannel-logout"
@@ -132,7 +135,31 @@ def read_auth_settings(config: Mapping[str, Any]) -> AuthSettings:
         ),
         data_dir=Path(text("LOGTO_DATA_DIR", "instance")).resolve(),
         session_redis_url=check_redis_url(text("LOGTO_REDIS_URL")),
+        hf_allowed_orgs=check_hf_orgs(config.get("LOGTO_HF_ALLOWED_ORGS")),
+        hf_endpoint=check_hf_endpoint(text("LOGTO_HF_ENDPOINT", DEFAULT_HF_ENDPOINT)),
     )
+
+
+def check_hf_orgs(value: Any, name: str = "LOGTO_HF_ALLOWED_ORGS") -> tuple[str, ...]:
+    """Hugging Face organisation names: a comma-separated string or a list of names; empty: none."""
+    from flask_logto.user import HF_USERNAME
+
+    names = value.split(",") if isinstance(value, str) else list(value or ())
+    orgs = tuple(str(org).strip() for org in names if str(org).strip())
+    bad = [org for org in orgs if not HF_USERNAME.fullmatch(org)]
+    if bad:
+        raise ConfigError(f"{name} has {bad[0]!r}, which is not a Hugging Face organisation name (e.g. acme,beta-lab)")
+    return orgs
+
+
+def check_hf_endpoint(url: str, name: str = "LOGTO_HF_ENDPOINT") -> str:
+    """The Hub's base URL without a trailing slash; https unless on this machine."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"{name}={url!r} is not a base URL: use e.g. {DEFAULT_HF_ENDPOINT}")
+    if parts.scheme == "http" and not is_loopback_url(url):
+        raise ConfigError(f"{name}={url!r} must use https unless the host is localhost or 127.0.0.1")
+    return url.rstrip("/")
 
 
 def check_url_prefix(prefix: str) -> str:

@@ -11,7 +11,6 @@ returns what to keep; views.py reads and writes the session (through session_key
   that cannot switch the user.
 - Sign-out's revocation of the refresh token (Logto's end-session leaves an offline_access grant alive),
   and the checks on a back-channel logout token (backchannel.py) with Logto's signing keys.
-- `SignedInUser`: what the session keeps about the person (no tokens).
 """
 
 from __future__ import annotations
@@ -19,13 +18,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import jwt
 from logto import LogtoClient, LogtoConfig, LogtoException, Storage
@@ -33,18 +30,27 @@ from logto.LogtoClient import SignInSession
 
 from flask_logto.backchannel import SignInIndex, check_logout_token, unverified_header
 from flask_logto.config import SIGN_IN_TIMEOUT_SECONDS, AuthSettings
-from flask_logto.errors import AuthFailure, BadCallback, LogtoUnavailable, ProviderError, SessionEnded, SignInRejected, safe_code
+from flask_logto.errors import (
+    AuthFailure,
+    BadCallback,
+    LogtoUnavailable,
+    ProviderError,
+    SessionEnded,
+    SignInNotRecent,
+    SignInRejected,
+    safe_code,
+)
 from flask_logto.i18n import N_
 from flask_logto.oidc_core import SingleFlight, StrictOidcCore, check_discovery
 from flask_logto.session_store import FileStore, Store
 from flask_logto.token_refresh import RefreshGuard
+from flask_logto.user import SignedInUser, signed_in_within
 
 T = TypeVar("T")
 
 REVOCATION_TIMEOUT_SECONDS = 3.0  # sign-out waits at most this long for Logto to revoke the refresh token
 BACKCHANNEL_TIMEOUT_SECONDS = 2.0  # Logto gives a back-channel logout 2.5 s
 MAX_PENDING_SIGN_INS = 5  # tabs with a sign-in in progress at once; the oldest is dropped
-HF_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 # Session keys (the full list is in client.py's docstring).
 
 
@@ -65,73 +71,6 @@ class DictStorage(Storage):  # type: ignore[misc]  # the base is from a package 
 
     def delete(self, key: str) -> None:
         self.data.pop(key, None)
-
-
-@dataclass(frozen=True)
-class SignedInUser:
-    """What the site keeps about the signed-in person (shown on every page; no tokens)."""
-
-    sub: str
-    name: str | None
-    username: str | None
-    hf_username: str | None
-    hf_name: str | None
-    hf_id: str | None
-    avatar: str | None
-    email: str | None
-
-    @classmethod
-    def from_claims(cls, id_claims: Mapping[str, Any], userinfo: Mapping[str, Any]) -> SignedInUser:
-        details = huggingface_details(userinfo)
-        raw_data = details.get("rawData")
-        raw: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
-        identities = userinfo.get("identities")
-        identity = identities.get("huggingface") if isinstance(identities, dict) else None
-        return cls(
-            sub=str(id_claims["sub"]),
-            name=_text(userinfo.get("name")) or _text(id_claims.get("name")),
-            username=_text(userinfo.get("username")) or _text(id_claims.get("username")),
-            # the dedicated connector keeps Hugging Face's userinfo in rawData; the OIDC connector its ID token
-            hf_username=_hf_username(raw.get("preferred_username")) or _hf_username(details.get("username")),
-            hf_name=_text(details.get("name")) or _text(raw.get("name")),
-            hf_id=_text(identity.get("userId")) if isinstance(identity, dict) else None,
-            avatar=_https_url(details.get("avatar")) or _https_url(raw.get("picture")) or _https_url(id_claims.get("picture")),
-            email=_text(details.get("email")) or _text(raw.get("email")) or _text(userinfo.get("email")),
-        )
-
-    @classmethod
-    def from_session(cls, stored: Any) -> SignedInUser | None:
-        if not isinstance(stored, dict):
-            return None
-        try:
-            fields: dict[str, Any] = {name: stored.get(name) for name in cls.__dataclass_fields__}
-            return cls(**fields)
-        except TypeError:
-            return None
-
-
-def huggingface_details(userinfo: Mapping[str, Any]) -> dict[str, Any]:
-    identities = userinfo.get("identities")
-    hf = identities.get("huggingface") if isinstance(identities, dict) else None
-    details = hf.get("details") if isinstance(hf, dict) else None
-    return details if isinstance(details, dict) else {}
-
-
-def _text(value: Any) -> str | None:
-    return value.strip()[:200] or None if isinstance(value, str) else None
-
-
-def _hf_username(value: Any) -> str | None:
-    return value if isinstance(value, str) and HF_USERNAME.fullmatch(value) else None
-
-
-def _https_url(value: Any) -> str | None:
-    """Only https image URLs reach an <img src>; anything else (javascript:, data:, http:) is dropped."""
-    try:
-        parts = urlsplit(value) if isinstance(value, str) else None
-    except ValueError:  # e.g. "https://[oops"
-        return None
-    return value if parts and parts.scheme == "https" and parts.hostname else None
 
 
 class SiteLogtoClient(LogtoClient):  # type: ignore[misc]  # the base is from a package without type information
@@ -207,13 +146,15 @@ class Logto:
             ) from None
 
     async def start_sign_in(
-        self, waiting: Mapping[str, dict[str, Any]], *, sign_up: bool, next_path: str,
+        self, waiting: Mapping[str, dict[str, Any]], *, sign_up: bool, next_path: str, max_age: int | None = None,
     ) -> tuple[str, dict[str, dict[str, Any]]]:
         """The authorize URL (PKCE, state, nonce, ui_locales, direct_sign_in, first_screen), and the sign-ins
         waiting for their callback with this one added (the caller keeps them in the session).
 
         Several may wait at once (one per tab), each under its own `state`; the oldest is dropped past
-        `MAX_PENDING_SIGN_INS`, and expired ones go.
+        `MAX_PENDING_SIGN_INS`, and expired ones go. With `max_age` (seconds), Logto is asked for a sign-in
+        at most that old (`max_age`, and `prompt=login consent`: `login` alone would cost the refresh token),
+        and the callback checks the ID token's `auth_time`.
         """
         scratch = DictStorage()
         url = await self.guarded("sign-in", self.client(scratch).signIn(self.settings.redirect_uri))
@@ -221,9 +162,10 @@ class Logto:
         assert pending_json is not None
         nonce = secrets.token_urlsafe(32)
         still_waiting = {state: entry for state, entry in waiting.items() if not _expired(entry)}
-        still_waiting[SignInSession.model_validate_json(pending_json).state] = {
-            "sign_in_session": pending_json, "nonce": nonce, "started": int(time.time()), "next": next_path,
-        }
+        entry: dict[str, Any] = {"sign_in_session": pending_json, "nonce": nonce, "started": int(time.time()), "next": next_path}
+        if max_age is not None:
+            entry["max_age"] = max_age
+        still_waiting[SignInSession.model_validate_json(pending_json).state] = entry
         newest = sorted(still_waiting.items(), key=lambda item: item[1]["started"])[-MAX_PENDING_SIGN_INS:]
         extra = {"nonce": nonce}
         if self.ui_locales and (ui_locales := self.ui_locales()):
@@ -232,7 +174,12 @@ class Logto:
             extra["direct_sign_in"] = self.settings.direct_sign_in
         if sign_up:
             extra["first_screen"] = "register"
-        return f"{url}&{urlencode(extra)}", dict(newest)
+        if max_age is None:
+            return f"{url}&{urlencode(extra)}", dict(newest)
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        query.update(extra, max_age=str(max_age), prompt="login consent")  # the SDK's own prompt is `consent`
+        return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote))), dict(newest)
 
     @staticmethod
     def take_sign_in(
@@ -282,6 +229,12 @@ class Logto:
         claims = jwt.decode(id_token, options={"verify_signature": False})  # verified by the SDK just now
         if not hmac.compare_digest(str(claims.get("nonce", "")).encode(), str(entry["nonce"]).encode()):
             raise SignInRejected(N_("The sign-in could not be verified. Please try again."), "nonce mismatch")
+        max_age = entry.get("max_age")
+        if isinstance(max_age, int) and not signed_in_within(claims.get("auth_time"), max_age):
+            raise SignInNotRecent(  # OpenID Connect Core 3.1.2.1 (max_age) and 3.1.3.7 (auth_time)
+                N_("This needs a sign-in made just now, and Logto did not confirm one. Please try again."),
+                f"auth_time missing or older than max_age={max_age}",
+            )
         userinfo = await self._userinfo(client, claims)
         return scratch, SignedInUser.from_claims(claims, userinfo), userinfo, str(entry["next"])
 

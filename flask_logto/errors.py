@@ -3,7 +3,9 @@
 - `ConfigError`: a setting is wrong (one line naming it); `init_app` raises it.
 - `AuthFailure` and its kinds: what a person sees as a page (status, title, message; `cause` for the log only):
   `BadCallback` (400), `SignInRejected` (401), `SessionEnded` (401), `LogtoUnavailable` (503), and
-  `HfTokenUnavailable` with `HfTokenNotStored`, `HfTokenExpired`, `HfTokenNotSetUp` (`auth.hf_token()`).
+  `HfTokenUnavailable` with `HfTokenNotStored`, `HfTokenExpired`, `HfTokenNotSetUp` (`auth.hf_token()`),
+  `HubUnavailable` (503), `SignInNotRecent` (401, `recent_sign_in_required`), `HfOrgRequired` (403,
+  `hf_org_required`) and `NotInAllowedOrg` (403, `LOGTO_HF_ALLOWED_ORGS`).
 - `ProviderError`: Logto could not be reached or answered something unusable (the connection turns it into
   `LogtoUnavailable`); `BadLogoutToken`: a back-channel logout token breaks a rule (400);
   `StoreWriteFailed`: the session store refused a write (a 503 page).
@@ -24,10 +26,11 @@ class AuthFailure(Exception):
     status = 400
     title = N_("Sign-in failed")
 
-    def __init__(self, message: str, cause: str) -> None:
+    def __init__(self, message: str, cause: str, **values: str) -> None:
         super().__init__(cause)
         self.message = message
         self.cause = cause
+        self.values = values  # the message's %(name)s placeholders
 
 
 class BadCallback(AuthFailure):
@@ -75,6 +78,30 @@ class HfTokenNotSetUp(HfTokenUnavailable):
     """The tenant does not hand tokens to this site: Account Center off (400) or no `identities` scope (403)."""
 
     status, title, remedy = 403, N_("Hugging Face access not set up"), "admin"
+
+
+class HubUnavailable(AuthFailure):
+    """The Hugging Face Hub could not be asked who the person is (down, slow, or an unusable answer)."""
+
+    status, title = 503, N_("Hugging Face unavailable")
+
+
+class SignInNotRecent(AuthFailure):
+    """A sign-in asked for a recent authentication and Logto's ID token does not show one (`auth_time`)."""
+
+    status, title = 401, N_("Sign-in not recent enough")
+
+
+class HfOrgRequired(AuthFailure):
+    """The page is for members of a Hugging Face organisation (with a role), and the person is not one."""
+
+    status, title = 403, N_("Organisation members only")
+
+
+class NotInAllowedOrg(AuthFailure):
+    """The site is only for members of some Hugging Face organisations (`LOGTO_HF_ALLOWED_ORGS`)."""
+
+    status, title = 403, N_("Members of certain organisations only")
 
 
 class ProviderError(Exception):

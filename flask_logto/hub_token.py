@@ -90,9 +90,14 @@ async def session_hf_token(
     if access_token is None:
         raise SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), f"{STEP}: no access token")
     token, expires_at = await fetch_hf_token(logto, access_token)
+    keep_hf_token(session, token, expires_at)
+    return token
+
+
+def keep_hf_token(session: MutableMapping[str, Any], token: str, expires_at: int) -> None:
+    """Keep the token in the session until shortly before it expires (one that is nearly expired is not kept)."""
     if expires_at - EXPIRY_MARGIN_SECONDS > time.time():
         session[HF_TOKEN] = {"token": token, "expires_at": expires_at}
-    return token
 
 
 async def fetch_hf_token(logto: Logto, access_token: str) -> tuple[str, int]:

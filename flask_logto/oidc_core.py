@@ -45,8 +45,17 @@ T = TypeVar("T")
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
+class ErrorAnswer(LogtoException):  # type: ignore[misc]  # the base is from a package without type information
+    """A non-200 answer: the SDK's exception (its text is the body), with the HTTP status."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(body)
+        self.status = status
+
+
 async def fetch_json(method: str, url: str, *, expect_json: bool = True, **request: Any) -> Any:
-    """One request to the identity provider, parsed as JSON; a non-200 raises `LogtoException(body)` as the SDK does.
+    """One request to the identity provider, parsed as JSON; a non-200 raises `ErrorAnswer` (a `LogtoException(body)`,
+    as the SDK raises, with the status).
 
     Anything else that goes wrong on the way (connection, size, not JSON) raises `ProviderError`.
     With `expect_json=False` the body of a 200 is not read as JSON (None is returned).
@@ -65,7 +74,7 @@ async def fetch_json(method: str, url: str, *, expect_json: bool = True, **reque
         raise ProviderError(type(error).__name__) from None
     text = body.decode("utf-8", errors="replace")
     if response.status != 200:
-        raise LogtoException(text)
+        raise ErrorAnswer(response.status, text)
     if not expect_json:
         return None
     try:

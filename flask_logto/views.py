@@ -9,23 +9,22 @@ per person), and the session-level steps the extension's `userinfo()` and `hf_to
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import asdict, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
-from flask import Blueprint, current_app, flash, g, has_app_context, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, has_app_context, redirect, render_template, request, session
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 
 from flask_logto.config import AuthSettings
-from flask_logto.connection import Logto, SignedInUser, access_token_due
-from flask_logto.errors import AuthFailure, BadLogoutToken, LogtoUnavailable, SessionEnded
-from flask_logto.hub_token import drop_expired
+from flask_logto.connection import Logto, access_token_due, current_access_token
+from flask_logto.errors import AuthFailure, BadLogoutToken, HubUnavailable, LogtoUnavailable, NotInAllowedOrg, SessionEnded
+from flask_logto.hf_orgs import check_allowed, current_hf_orgs
+from flask_logto.hub_token import drop_expired, keep_hf_token
 from flask_logto.i18n import N_, language_tag, logto_gettext, translate
 from flask_logto.rate_limits import client_address, too_many_requests
 from flask_logto.session_keys import (
@@ -40,9 +39,11 @@ from flask_logto.session_keys import (
     tokens,
 )
 from flask_logto.session_store import STORE_ERRORS, delete_sessions, refuse_without_store, store_unavailable_page
+from flask_logto.user import HfOrg, SignedInUser
 
 log = logging.getLogger("auth")
 MAX_NEXT_LENGTH = 2048
+MAX_AGE_DIGITS = 8  # `max_age` up to about three years
 _USER_CACHE = "_logto_auth_user"
 
 blueprint = Blueprint("auth", __name__, template_folder="templates")
@@ -64,14 +65,40 @@ def _signed_in(step: str) -> SignedInUser:
 
 
 async def _refresh_session(user: SignedInUser) -> dict[str, Any]:
-    """Refresh the session's tokens (one refresh at a time, for the same user); store and return the new userinfo."""
-    new_tokens, userinfo = await _logto().refresh(_session_id(), tokens(session), user.sub)
+    """Refresh the session's tokens (one refresh at a time, for the same user); store and return the new userinfo.
+    The person's Hugging Face organisations are asked again, and the site's allowed organisations checked again."""
+    logto = _logto()
+    new_tokens, userinfo = await logto.refresh(_session_id(), tokens(session), user.sub)
+    orgs, hf_token = await _hf_orgs_now(logto, new_tokens, userinfo, known=user.hf_orgs)
+    try:
+        check_allowed(logto.settings.hf_allowed_orgs, orgs)
+    except NotInAllowedOrg as refused:
+        raise SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), f"refresh: {refused.cause}") from None
     keep_tokens(session, new_tokens)
     id_claims = jwt.decode(new_tokens["idToken"], options={"verify_signature": False})  # verified in refresh
-    session[USER] = asdict(SignedInUser.from_claims(id_claims, userinfo))
+    session[USER] = asdict(SignedInUser.from_claims(id_claims, userinfo, orgs))
     session[USERINFO] = userinfo
+    if hf_token is not None:
+        keep_hf_token(session, *hf_token)
     g.pop(_USER_CACHE, None)
     return userinfo
+
+
+async def _hf_orgs_now(
+    logto: Logto, sdk_tokens: Mapping[str, str | None], userinfo: Mapping[str, Any], *, known: tuple[HfOrg, ...],
+) -> tuple[tuple[HfOrg, ...], tuple[str, int] | None]:
+    """The person's organisations now (hf_orgs.py) and the Hub token fetched on the way. When Logto or the Hub
+    cannot say, a site that allows only some organisations stops there (503); any other keeps what it `known`."""
+    access_token = current_access_token(sdk_tokens.get("accessTokenMap"), check_expiry=False)
+    if access_token is None:
+        raise SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), "hf-orgs: no access token")
+    try:
+        return await current_hf_orgs(logto, access_token, userinfo)
+    except (HubUnavailable, LogtoUnavailable) as failure:
+        if logto.settings.hf_allowed_orgs:
+            raise
+        log.warning("event=hf-orgs-unavailable cause=%r", failure.cause)
+        return known, None
 
 
 def signed_in_key() -> str:
@@ -86,26 +113,6 @@ def current_user() -> SignedInUser | None:
         setattr(g, _USER_CACHE, SignedInUser.from_session(session.get(USER)) if holds_sign_in(session) else None)
     user: SignedInUser | None = getattr(g, _USER_CACHE)
     return user
-
-
-def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Send a signed-out visitor to `/sign-in?next=<this path>`, and back here after. Sync or async views."""
-
-    def to_sign_in() -> Any:
-        return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
-
-    if inspect.iscoroutinefunction(view):
-        @functools.wraps(view)
-        async def wrapped_async(*args: Any, **kwargs: Any) -> Any:
-            return to_sign_in() if current_user() is None else await view(*args, **kwargs)
-
-        return wrapped_async
-
-    @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        return to_sign_in() if current_user() is None else view(*args, **kwargs)
-
-    return wrapped
 
 
 def safe_next(target: str | None) -> str:
@@ -124,6 +131,7 @@ def safe_next(target: str | None) -> str:
 
 @blueprint.get("/sign-in")
 async def sign_in() -> Any:
+    """`?next=/path` to come back to; `?max_age=N` (recent_sign_in_required) for a sign-in at most N seconds old."""
     return await _start_sign_in(sign_up=False)
 
 
@@ -134,7 +142,11 @@ async def sign_up() -> Any:
 
 async def _start_sign_in(*, sign_up: bool) -> Any:
     next_path = safe_next(request.args.get("next"))
-    url, waiting = await _logto().start_sign_in(pending(session), sign_up=sign_up, next_path=next_path)
+    max_age = request.args.get("max_age", "")
+    url, waiting = await _logto().start_sign_in(
+        pending(session), sign_up=sign_up, next_path=next_path,
+        max_age=int(max_age) if max_age.isascii() and max_age.isdigit() and len(max_age) <= MAX_AGE_DIGITS else None,
+    )
     keep_pending(session, waiting)  # whoever is signed in stays so: nothing else in the session changes
     return redirect(url)
 
@@ -145,14 +157,21 @@ async def callback() -> Any:
     query = request.query_string.decode("latin-1")
     entry, still_waiting = _logto().take_sign_in(query, pending(session))
     keep_pending(session, still_waiting)  # the one taken is used up, whatever comes of it
-    new_tokens, user, userinfo, next_path = await _logto().finish_sign_in(query, entry)
+    logto = _logto()
+    new_tokens, user, userinfo, next_path = await logto.finish_sign_in(query, entry)
+    orgs, _hf_token = await _hf_orgs_now(logto, new_tokens.data, userinfo, known=())
+    try:
+        check_allowed(logto.settings.hf_allowed_orgs, orgs)
+    except NotInAllowedOrg:  # the session keeps nothing of this person, and their refresh token is revoked
+        await _revoke_quietly(logto, new_tokens.data.get("refreshToken"), str(user.sub))
+        raise
     session.clear()
     keep_tokens(session, new_tokens.data)
-    session[USER] = asdict(user)
+    session[USER] = asdict(replace(user, hf_orgs=orgs))
     session[USERINFO] = userinfo
     _renew_session_id()  # no session fixation
     id_claims = jwt.decode(new_tokens.data["idToken"], options={"verify_signature": False})  # verified in finish_sign_in
-    _logto().sign_ins.remember(_session_id(), id_claims)  # for back-channel logouts
+    logto.sign_ins.remember(_session_id(), id_claims)  # for back-channel logouts
     g.pop(_USER_CACHE, None)
     log.info("event=sign-in user=%s", user.sub)
     return redirect(safe_next(next_path))
@@ -171,16 +190,22 @@ async def sign_out() -> Any:
     if user is None:
         return redirect(_logto().settings.post_sign_out_uri)
     log.info("event=sign-out user=%s", user.sub)
-    if refresh:
-        try:
-            await _logto().revoke_refresh_token(refresh)
-        except LogtoUnavailable as failure:
-            log.warning("event=revocation-failed user=%s cause=%r", user.sub, failure.cause)
+    await _revoke_quietly(_logto(), refresh, user.sub)
     try:
         return redirect(await _logto().sign_out_url())
     except LogtoUnavailable as failure:
         log.warning("event=sign-out-local-only user=%s cause=%r", user.sub, failure.cause)
         return render_template("auth/signed_out.html"), 503
+
+
+async def _revoke_quietly(logto: Logto, refresh: str | None, sub: str) -> None:
+    """Revoke a refresh token at Logto; a revocation that fails is logged and stops nothing."""
+    if not refresh:
+        return
+    try:
+        await logto.revoke_refresh_token(refresh)
+    except LogtoUnavailable as failure:
+        log.warning("event=revocation-failed user=%s cause=%r", sub, failure.cause)
 
 
 @blueprint.post("/backchannel-logout")
@@ -213,7 +238,7 @@ def auth_failure(failure: AuthFailure) -> tuple[str, int]:
     if isinstance(failure, SessionEnded):
         session.clear()
         g.pop(_USER_CACHE, None)
-    return render_template("auth/error.html", title=failure.title, message=failure.message), failure.status
+    return render_template("auth/error.html", title=failure.title, message=failure.message, values=failure.values), failure.status
 
 
 @blueprint.errorhandler(CSRFError)

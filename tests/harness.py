@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -79,14 +79,15 @@ class QuietRequestHandler(WSGIRequestHandler):
 
 def start_stack(
     data_dir: Path, *, access_token_ttl: int | None = None, make_app: Callable[[dict[str, str]], Flask] = create_app,
-    **env: str,
+    provider_options: Mapping[str, str] | None = None, **env: str,
 ) -> Stack:
-    """The provider and an app (the site, or `make_app(env)`) on free ports, the app knowing the provider."""
+    """The provider and an app (the site, or `make_app(env)`) on free ports, the app knowing the provider.
+    `provider_options` go to the provider's launcher (e.g. `hf_connector="dedicated"`)."""
     late = _LateApp()
     server = make_server("127.0.0.1", 0, late, threaded=True, request_handler=QuietRequestHandler)
     base_url = f"http://localhost:{server.server_port}"
     provider = start_local_provider(
-        base_url, data_dir, port=0, test_controls=True, access_token_ttl=access_token_ttl
+        base_url, data_dir, port=0, test_controls=True, access_token_ttl=access_token_ttl, **(provider_options or {}),
     )
     late.app = make_app(
         {"APP_BASE_URL": base_url, "APP_DATA_DIR": str(data_dir), "DEVIDP_PORT": str(provider.port), **ROOMY_LIMITS, **env}
@@ -108,6 +109,8 @@ class _Forms(HTMLParser):
         if tag == "form":
             self.forms.append({"action": attributes.get("action") or "", "fields": {}})
         elif tag == "input" and self.forms and attributes.get("name"):
+            if attributes.get("type") in ("checkbox", "radio") and "checked" not in attributes:
+                return  # as a browser sends the form: only ticked boxes
             self.forms[-1]["fields"][attributes["name"]] = attributes.get("value") or ""  # type: ignore[index]
 
 
@@ -119,19 +122,20 @@ def forms_in(html: str) -> list[dict[str, object]]:
 
 def follow_to_callback(
     http: requests.Session, url: str, base_url: str, *, username: str = "alice", action: str = "authorize",
-    callback_path: str = "/callback",
+    callback_path: str = "/callback", orgs: Mapping[str, str] | None = None,
 ) -> str:
-    """Follow the provider's redirects and answer its Hugging Face page; return the site callback URL."""
+    """Follow the provider's redirects and answer its Hugging Face page (sharing `orgs`: name to role, when the
+    page offers them); return the site callback URL."""
     for _ in range(20):
         response = http.get(url, allow_redirects=False, timeout=10)
         if response.is_redirect:
             url = urljoin(url, response.headers["Location"])
         elif response.status_code == 200 and 'name="username"' in response.text:
             form_url = urljoin(url, forms_in(response.text)[0]["action"])  # type: ignore[arg-type]
-            response = http.post(
-                form_url, data={"username": username, "full_name": username.title(), "action": action},
-                allow_redirects=False, timeout=10,
-            )
+            fields = [("username", username), ("full_name", username.title()), ("action", action)]
+            for org, role in (orgs or {}).items():
+                fields += [("org", org), (f"role_{org}", role)]
+            response = http.post(form_url, data=fields, allow_redirects=False, timeout=10)
             assert response.is_redirect, response.text[:500]
             url = urljoin(form_url, response.headers["Location"])
         else:
@@ -155,12 +159,13 @@ def sign_in(
     path: str = "/sign-in",
     tamper: Callable[[str], str] | None = None,
     action: str = "authorize",
+    orgs: Mapping[str, str] | None = None,
 ) -> requests.Response:
     """A whole sign-in; returns the site's answer to the callback (not followed)."""
     authorize_url = start_sign_in(stack, http, path)
     if tamper:
         authorize_url = tamper(authorize_url)
-    callback_url = follow_to_callback(http, authorize_url, stack.base_url, username=username, action=action)
+    callback_url = follow_to_callback(http, authorize_url, stack.base_url, username=username, action=action, orgs=orgs)
     return http.get(callback_url, allow_redirects=False, timeout=10)
 
 

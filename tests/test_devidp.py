@@ -44,9 +44,9 @@ LOGTO_ID_TOKEN_KEYS = {
     "sub", "name", "preferred_username", "picture", "updated_at", "username", "created_at",
     "email", "email_verified", "roles", "nonce", "aud", "exp", "iat", "iss",
 }
-HF_USERINFO_KEYS = {
+HF_USERINFO_KEYS = {  # with token storage (the default): no `orgs` (the dedicated connector: tests/test_hf_orgs.py)
     "sub", "name", "preferred_username", "picture", "email", "email_verified", "profile", "website",
-    "isPro", "canPay", "orgs",
+    "isPro", "canPay",
 }
 
 

@@ -23,11 +23,12 @@ import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from flask_logto.connection import Logto, SignedInUser
+from flask_logto.connection import Logto
 from flask_logto.errors import HfTokenExpired, HfTokenNotSetUp, HfTokenNotStored, LogtoUnavailable, SessionEnded
 from flask_logto.hub_token import current_access_token, fetch_hf_token, kept_token, refusal
 from flask_logto.oidc_core import MAX_BODY_BYTES
 from flask_logto.session_keys import HF_TOKEN as HF_TOKEN_KEY
+from flask_logto.user import SignedInUser
 from tests.conftest import Stack, forms_in, page_text, sign_in, start_stack
 from tests.harness import auth_settings
 from tests.test_session_life import stored_session, token_values

@@ -22,13 +22,16 @@ import pytest
 import werkzeug.serving
 from click.testing import CliRunner, Result
 from dotenv import dotenv_values
+from flask import Flask
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from flask_logto import hf_org_required
+from flask_logto.access import hf_org_pages
 from flask_logto.errors import ConfigError
 from tools.logto_cli import logto_cli
 from tools.logto_cli.api import management_resource, read_admin_env
-from tools.logto_cli.doctor import check_backchannel_logout, check_direct_sign_in
+from tools.logto_cli.doctor import check_backchannel_logout, check_direct_sign_in, run_doctor
 from tools.logto_cli.setup import env_file_changes, wanted_scope, write_env_file
 from website.settings import site_config
 
@@ -41,7 +44,7 @@ STRONG_KEY = "0123456789abcdef" * 4
 SETTINGS = (
     "LOGTO_ENDPOINT", "LOGTO_APP_ID", "LOGTO_APP_SECRET", "LOGTO_M2M_APP_ID", "LOGTO_M2M_APP_SECRET",
     "LOGTO_MANAGEMENT_RESOURCE", "APP_BASE_URL", "FLASK_SECRET_KEY", "APP_DATA_DIR", "LOGTO_DIRECT_SIGN_IN",
-    "HF_CLIENT_ID", "HF_CLIENT_SECRET", "SPACE_HOST", "SPACE_ID", "DEVIDP_PORT", "APP_NAME",
+    "HF_CLIENT_ID", "HF_CLIENT_SECRET", "SPACE_HOST", "SPACE_ID", "DEVIDP_PORT", "APP_NAME", "HF_ALLOWED_ORGS",
 )
 
 
@@ -915,7 +918,7 @@ def test_token_storage_turns_storage_on_for_an_existing_oidc_connector(fake: Fak
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["setup", "--hf-scopes", "read-repos"], "--hf-scopes goes with --hf-token-storage"),
+    [(["setup", "--hf-scopes", "read memberships!"], "'memberships!' is not a Hugging Face scope"),
      ([*STORAGE_ARGS, "--hf-scopes", "read repos!"], "'repos!' is not a Hugging Face scope")],
 )
 def test_hf_scopes_mistakes_exit_2(fake: FakeLogto, tmp_path: Path, args: list[str], message: str) -> None:
@@ -923,6 +926,35 @@ def test_hf_scopes_mistakes_exit_2(fake: FakeLogto, tmp_path: Path, args: list[s
 
     assert result.exit_code == 2 and message in result.stderr
     assert writes(fake) == []
+
+
+def test_hf_scopes_add_read_memberships_to_the_dedicated_connector(fake: FakeLogto, tmp_path: Path) -> None:
+    env = dedicated_tenant(fake, tmp_path)
+    connector = next(c for c in fake.connectors if c["id"] == DEDICATED_ID)
+    old_scope = connector["config"]["scope"]
+
+    result = run(["setup", "--hf-scopes", "read-memberships"], env)
+
+    assert result.exit_code == 0, result.output
+    scope = f"{old_scope} read-memberships"
+    assert writes(fake) == [
+        ("PATCH", f"/api/connectors/{DEDICATED_ID}", {"config": {**connector["config"], "scope": scope}}),
+    ]
+    assert f'scope "{old_scope}" → "{scope}"' in result.output
+    assert "Hugging Face OAuth app scopes: profile email read-memberships (the OAuth app must allow them too" in result.output
+    again = run(["setup", "--hf-scopes", "read-memberships"], env)
+    assert again.exit_code == 0 and "Nothing to change" in again.output
+
+
+def test_hf_scopes_add_read_memberships_with_token_storage(fake: FakeLogto, tmp_path: Path) -> None:
+    env = token_storage_tenant(fake, tmp_path)
+    connector = fake.connectors[0]
+
+    result = run([*STORAGE_ARGS, "--hf-scopes", "read-repos read-memberships"], env)
+
+    assert result.exit_code == 0, result.output
+    assert writes(fake)[-1][0:2] == ("PATCH", f"/api/connectors/{connector['id']}")
+    assert writes(fake)[-1][2]["config"]["scope"].split()[-1] == "read-memberships"
 
 
 def token_storage_tenant(fake: FakeLogto, tmp_path: Path, **settings: str | None) -> dict[str, str | None]:
@@ -965,6 +997,55 @@ def test_doctor_warns_that_the_dedicated_connector_stores_no_tokens(fake: FakeLo
     assert result.exit_code == 0, result.output
     assert "! Hugging Face token storage is off: the dedicated connector cannot store" in result.output
     assert "fix: run: flask --app flask_app logto setup --hf-token-storage" in result.output
+
+
+# Hugging Face organisations: the scope read-memberships, and token storage to keep them current
+
+
+def test_doctor_says_nothing_of_organisations_a_site_does_not_use(fake: FakeLogto, tmp_path: Path) -> None:
+    result = run(["doctor"], healthy_tenant(fake, tmp_path))
+    assert result.exit_code == 0 and "read-memberships" not in result.output
+
+
+def test_doctor_warns_when_allowed_orgs_lack_the_scope_and_token_storage(fake: FakeLogto, tmp_path: Path) -> None:
+    result = run(["doctor"], healthy_tenant(fake, tmp_path, HF_ALLOWED_ORGS="acme,beta-lab"))
+
+    assert result.exit_code == 0, result.output  # warnings, not failures
+    lines = result.output.splitlines()
+    scope = next(i for i, line in enumerate(lines) if line.startswith("! the site uses Hugging Face organisations"))
+    assert "HF_ALLOWED_ORGS=acme,beta-lab" in lines[scope] and "lacks read-memberships" in lines[scope]
+    assert lines[scope + 1] == (
+        "    fix: run: flask --app flask_app logto setup --hf-scopes read-memberships, and allow read-memberships in "
+        "your Hugging Face OAuth app too (https://huggingface.co/settings/connected-applications)"
+    )
+    assert any(line.startswith("! the site uses Hugging Face organisations") and "without token storage" in line
+               for line in lines)
+
+
+def test_doctor_approves_organisations_with_the_scope_and_token_storage(fake: FakeLogto, tmp_path: Path) -> None:
+    env = token_storage_tenant(fake, tmp_path, HF_ALLOWED_ORGS="acme")
+    connector = fake.connectors[0]
+    connector["config"] = {**connector["config"], "scope": "openid profile email read-repos read-memberships"}
+    lines: list[str] = []
+    assert run_doctor({k: v for k, v in env.items() if v is not None}, lines.append, org_pages=["admin (acme, admin)"])
+    assert "✓ the Hugging Face connector asks for read-memberships (used by HF_ALLOWED_ORGS=acme; hf_org_required on "\
+        "admin (acme, admin))" in lines
+    assert not [line for line in lines if "organisations" in line and line.startswith("!")]
+
+
+def test_doctor_finds_the_pages_hf_org_required_guards(fake: FakeLogto, tmp_path: Path) -> None:
+    app = Flask("guarded")
+
+    @app.get("/admin")
+    @hf_org_required("acme", role="admin")
+    def admin() -> str:
+        return "admin"
+
+    assert hf_org_pages(app) == ["admin (acme, admin)"]
+    lines: list[str] = []
+    env = healthy_tenant(fake, tmp_path)
+    run_doctor({k: v for k, v in env.items() if v is not None}, lines.append, org_pages=hf_org_pages(app))
+    assert any("hf_org_required on admin (acme, admin)" in line and "lacks read-memberships" in line for line in lines)
 
 
 # Back-channel logout registration (one URI per app; the PATCH replaces oidcClientMetadata as a whole)

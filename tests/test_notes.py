@@ -172,7 +172,7 @@ class User:
         self.site = site
         self.name = name or f"user{next(_usernames)}"
         self.http = requests.Session()
-        answer = sign_in(site, self.http, self.name)
+        answer = sign_in(site, self.http, self.name, path="/sign-in?max_age=3600")  # recent: "Delete all" asks
         assert answer.status_code == 302, answer.text[:300]
         forms = forms_in(self.get("/").text)  # any form's token will do: there is one per session
         self.csrf_token = next(str(form["fields"]["csrf_token"]) for form in forms if "csrf_token" in form["fields"])  # type: ignore[index, operator]

@@ -26,9 +26,9 @@ from huggingface_hub import HfApi, set_client_factory
 from huggingface_hub.errors import HfHubHTTPError
 
 from client import HfTokenUnavailable, current_user, login_required
-from flask_logto.connection import HF_USERNAME
 from flask_logto.hub_token import forget_hf_token
 from flask_logto.i18n import N_
+from flask_logto.user import HF_USERNAME
 
 log = logging.getLogger("auth")
 blueprint = Blueprint("hub", __name__)

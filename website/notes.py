@@ -6,7 +6,9 @@ Routes, all `login_required`; every POST needs the form's CSRF token (400 withou
 - `POST /notes/<id>/delete`: delete one, 303 to `/notes`. Someone else's id, a missing one or a non-integer:
   the same 404 page (one query, `WHERE id = ? AND owner_sub = ?`, answers all three).
 - `GET /notes/export`: the user's notes as a JSON attachment, `[{id, text, created_at}]` newest first.
-- `POST /notes/delete-all`: delete all of the user's notes, 303 to `/notes`.
+- `POST /notes/delete-all`: delete all of the user's notes, 303 to `/notes`. Only after a sign-in at most
+  5 minutes old (`recent_sign_in_required`): anyone else signs in again first, lands back on `/notes` with
+  nothing deleted, and posts again.
 
 A note belongs to the Logto user id (`current_user().sub`), never to a name that can change. At most 1,000
 per user: the count and the insert run in one transaction that first takes a lock every other add by the
@@ -46,7 +48,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from client import current_user, login_required, signed_in_key
+from client import current_user, login_required, recent_sign_in_required, signed_in_key
 from flask_logto.errors import ConfigError
 from flask_logto.i18n import N_
 from flask_logto.rate_limits import check_limit, limit_views
@@ -54,6 +56,7 @@ from flask_logto.rate_limits import check_limit, limit_views
 MAX_NOTES = 1000
 RATE_LIMIT = "60 per minute"  # changes (add, delete, delete all) per signed-in person
 MAX_LENGTH = 2000
+RECENT_SIGN_IN_SECONDS = 300  # "Delete all notes" asks for a sign-in at most this old
 FULL_MESSAGE = N_("You have 1,000 notes, the most allowed: delete some first.")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 URL_HINT = "sqlite:////absolute/path/notes.db or postgresql+psycopg://user:password@host:5432/name"
@@ -248,6 +251,7 @@ def export() -> Response:
 
 @blueprint.post("/notes/delete-all")
 @login_required
+@recent_sign_in_required(max_age=RECENT_SIGN_IN_SECONDS)
 def delete_all() -> Any:
     owner = _owner()
     ensure_schema()

@@ -13,14 +13,16 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask_logto.config import (
     DEFAULT_BASE_URL,
+    DEFAULT_HF_ENDPOINT,
     DEFAULT_SESSION_LIFETIME,
     MAKE_SECRET_HINT,
     MIN_SESSION_LIFETIME,
     check_base_url,
+    check_hf_endpoint,
+    check_hf_orgs,
     check_redis_url,
     is_loopback_url,
     secret_key_problem,
@@ -34,7 +36,6 @@ DEV_APP_ID = "local-dev-site"
 SPACE_SECRETS = ("LOGTO_ENDPOINT", "LOGTO_APP_ID", "LOGTO_APP_SECRET", "FLASK_SECRET_KEY")
 SPACE_STORAGE = "/data"  # a Space's persistent storage, when turned on
 SPACE_FRAME_ANCESTOR = "https://huggingface.co"
-DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 DEV_HUB_PATH = "/hub"  # the local provider's simulated Hub
 DEFAULT_HF_TIMEOUT = 10
 HSTS = "max-age=63072000"  # two years, for https sites (not includeSubDomains: other hosts are not the site's to bind)
@@ -93,23 +94,16 @@ def site_config(env: Mapping[str, str]) -> dict[str, Any]:
         DATABASE_URL=get("DATABASE_URL", f"sqlite:///{data_dir / 'notes.db'}"),  # checked by notes.py
         # The Hub the /hf page talks to; with the local provider, its simulated Hub.
         HF_ENDPOINT=check_hf_endpoint(
-            get("HF_ENDPOINT", f"{endpoint}{DEV_HUB_PATH}" if uses_dev_provider else DEFAULT_HF_ENDPOINT)
+            get("HF_ENDPOINT", f"{endpoint}{DEV_HUB_PATH}" if uses_dev_provider else DEFAULT_HF_ENDPOINT), name="HF_ENDPOINT",
         ),
+        # Only members of these Hugging Face organisations may sign in (comma-separated; empty: everyone).
+        LOGTO_HF_ALLOWED_ORGS=check_hf_orgs(get("HF_ALLOWED_ORGS"), name="HF_ALLOWED_ORGS"),
         HF_TIMEOUT=whole_number(env, "HF_TIMEOUT", DEFAULT_HF_TIMEOUT, minimum=1),
         # How many proxies in front of the site to trust for X-Forwarded-For (the client address rate limits count).
         TRUSTED_PROXY_HOPS=whole_number(env, "TRUSTED_PROXY_HOPS", SPACE_PROXY_HOPS if on_space else 0, minimum=0),
     )
+    config["LOGTO_HF_ENDPOINT"] = config["HF_ENDPOINT"]  # the unit asks the same Hub for the person's organisations
     return config
-
-
-def check_hf_endpoint(url: str) -> str:
-    """HF_ENDPOINT without a trailing slash; https unless on this machine."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ConfigError(f"HF_ENDPOINT={url!r} is not a base URL: use e.g. {DEFAULT_HF_ENDPOINT}")
-    if parts.scheme == "http" and not is_loopback_url(url):
-        raise ConfigError(f"HF_ENDPOINT={url!r} must use https unless the host is localhost or 127.0.0.1")
-    return url.rstrip("/")
 
 
 def space_host_of(env: Mapping[str, str]) -> str:

@@ -22,8 +22,9 @@ const ROUTE = /^\/api\/my-account\/identities\/([A-Za-z0-9_-]+)\/access-token$/;
 /**
  * [status, body] for an Account API request. `mode` (a test control) forces a tenant-level failure:
  * 'not-enabled' (Account Center off) or 'forbidden' (as if the token lacked the `identities` scope).
+ * Without `tokenStorage` (the dedicated connector) no token is found.
  */
-export async function accountApiReply({ provider, accounts, mode }, req, pathname) {
+export async function accountApiReply({ provider, accounts, mode, tokenStorage = true }, req, pathname) {
   const route = pathname.match(ROUTE);
   if (!route || req.method !== 'GET') return REPLIES.noRoute;
   const header = req.headers.authorization ?? '';
@@ -40,7 +41,8 @@ export async function accountApiReply({ provider, accounts, mode }, req, pathnam
   const scopes = String(accessToken.scope ?? '').split(' ');
   if (mode === 'forbidden' || !scopes.includes('identities')) return REPLIES.forbidden;
 
-  const stored = route[1] === 'huggingface' ? accounts.get(accessToken.accountId)?.hf.token : undefined;
+  // The dedicated Hugging Face connector cannot store tokens: nothing is ever stored.
+  const stored = route[1] === 'huggingface' && tokenStorage ? accounts.get(accessToken.accountId)?.hf.token : undefined;
   if (!stored) return REPLIES.notFound;
   const expiresIn = stored.expires_at - Math.floor(Date.now() / 1000);
   if (expiresIn <= 0) return REPLIES.expired;

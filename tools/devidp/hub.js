@@ -8,6 +8,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { whoamiOrg } from './orgs.js';
 import { escapeHtml } from './pages.js';
 
 export const HUB_PREFIX = '/hub';
@@ -42,7 +43,7 @@ function whoami(account) {
     isPro: false,
     periodEnd: null,
     avatarUrl: null, // nothing a page could fetch from the internet
-    orgs: [],
+    orgs: (hf.orgs ?? []).map(whoamiOrg), // the ones the person shared at their last sign-in
     auth: { type: 'oauth', expiresAt: new Date(hf.token.expires_at * 1000).toISOString() },
   };
 }

@@ -104,6 +104,8 @@ class _Config:
     host_name: str
     app_name: str | None
     backchannel_logout_uri: str | None
+    hf_scopes: str | None = None
+    hf_connector: str | None = None
 
     def env(self, port: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEVIDP_")}
@@ -124,6 +126,10 @@ class _Config:
             env["DEVIDP_APP_NAME"] = self.app_name
         if self.backchannel_logout_uri:
             env["DEVIDP_BACKCHANNEL_LOGOUT_URI"] = self.backchannel_logout_uri
+        if self.hf_scopes is not None:
+            env["DEVIDP_HF_SCOPES"] = self.hf_scopes
+        if self.hf_connector is not None:
+            env["DEVIDP_HF_CONNECTOR"] = self.hf_connector
         return env
 
 
@@ -310,12 +316,16 @@ def start_provider(
     host_name: str = "localhost",
     app_name: str | None = None,
     backchannel_logout_uri: str | None = None,
+    hf_scopes: str | None = None,
+    hf_connector: str | None = None,
 ) -> RunningProvider:
     """Spawn ``node server.js`` and wait (at most 15 s) for its ready line.
 
     port=0 lets the server pick a free port; the returned object's .port/.endpoint tell which.
     app_name is shown as "Sign in to <app_name>" (default "your app").
     backchannel_logout_uri: where end-session sends the client's back-channel logout (ID tokens then carry `sid`).
+    hf_scopes: the simulated Hugging Face connector's scope (default "profile email read-memberships": its
+    consent page offers organisations); hf_connector: "token-storage" (default) or "dedicated" (see README.md).
     Raises DevIdpError (with the process output) if it exits or is not ready in time.
     """
     config = _Config(
@@ -329,6 +339,8 @@ def start_provider(
         host_name=host_name,
         app_name=app_name,
         backchannel_logout_uri=backchannel_logout_uri,
+        hf_scopes=hf_scopes,
+        hf_connector=hf_connector,
     )
     return RunningProvider(config, port)
 

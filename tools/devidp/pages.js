@@ -5,6 +5,8 @@
 // it: the first language it has), else the browser's Accept-Language, else English. Every page names the
 // site (`appName`) and links back to it.
 
+import { HF_ROLES } from './orgs.js';
+
 export const NOTE = 'Local development identity provider — not Logto, no real Hugging Face';
 export const LANGUAGES = ['en', 'ja', 'zh-CN'];
 
@@ -35,6 +37,8 @@ const TEXT = {
     back: 'Back to {app}',
     badUsername: 'Enter a valid Hugging Face username: letters, digits, ".", "_" or "-", starting with a letter or digit, at most 42 characters.',
     badEmail: 'Enter a valid email address.',
+    orgsLegend: 'Organizations to share with {app}',
+    roleIn: 'Your role in {org}',
   },
   ja: {
     note: 'ローカル開発用の ID プロバイダーです — Logto ではなく、本物の Hugging Face にも接続しません',
@@ -62,6 +66,8 @@ const TEXT = {
     back: '{app} に戻る',
     badUsername: '有効な Hugging Face のユーザー名を入力してください。英字、数字、「.」「_」「-」が使え、英字か数字で始まる 42 文字以内です。',
     badEmail: '有効なメールアドレスを入力してください。',
+    orgsLegend: '{app} と共有する組織',
+    roleIn: '{org} でのあなたのロール',
   },
   'zh-CN': {
     note: '本地开发用的身份提供方 — 不是 Logto，也不连接真正的 Hugging Face',
@@ -89,6 +95,8 @@ const TEXT = {
     back: '返回 {app}',
     badUsername: '请输入有效的 Hugging Face 用户名：可使用字母、数字、“.”、“_” 或 “-”，以字母或数字开头，最多 42 个字符。',
     badEmail: '请输入有效的邮箱地址。',
+    orgsLegend: '与 {app} 共享的组织',
+    roleIn: '你在 {org} 中的角色',
   },
 };
 
@@ -154,6 +162,8 @@ input[type=text],input[type=email]{width:100%;font:inherit;padding:.6rem .7rem;b
 .row{display:flex;gap:.75rem}.row .btn{flex:1}
 .error{color:var(--error-text);background:var(--error-bg);border-radius:.5rem;padding:.5rem .75rem}
 .muted{color:var(--muted);font-weight:400}
+fieldset{border:1px solid var(--border);border-radius:.5rem;margin:1rem 0 0;padding:.25rem .75rem .75rem}legend{font-weight:600;padding:0 .25rem}
+.org{display:flex;align-items:center;gap:.5rem;margin-top:.5rem}.org label{flex:1;margin:0}.org select{font:inherit;padding:.3rem;border:1px solid #8b93a1;border-radius:.4rem;background:var(--surface);color:inherit}
 footer{max-width:26rem;margin:1rem auto 0;text-align:center}
 `;
 
@@ -191,7 +201,7 @@ ${register ? `<p class="muted">${fill(t.forApp, { app: site.name })}</p>` : ''}
 }
 
 /** Stand-in for https://huggingface.co/oauth/authorize. */
-export function huggingFaceAuthorize({ uid, values = {}, error, view: page }) {
+export function huggingFaceAuthorize({ uid, values = {}, error, orgs = null, view: page }) {
   const { t, site } = page;
   return layout(page, t.authorizeTitle, `
 <h1><span class="mark" aria-hidden="true">🤗</span> ${escapeHtml(t.hfHeading)}</h1>
@@ -202,12 +212,28 @@ ${error ? `<p class="error" role="alert">${escapeHtml(t[error])}</p>` : ''}
 <input type="text" id="username" name="username" required maxlength="42" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]{0,41}" value="${escapeHtml(values.username)}" autofocus>
 <label for="full_name">${escapeHtml(t.fullName)} <span class="muted">${escapeHtml(t.optional)}</span></label>
 <input type="text" id="full_name" name="full_name" maxlength="100" value="${escapeHtml(values.full_name)}">
+${orgs ? orgsFieldset(orgs, values.orgs ?? [], page) : ''}
 <div class="row">
 <button class="btn" type="submit" name="action" value="cancel" formnovalidate>${escapeHtml(t.cancel)}</button>
 <button class="btn primary" type="submit" name="action" value="authorize">${escapeHtml(t.authorize)}</button>
 </div>
 </form>
 `, { status: error ? 400 : 200 });
+}
+
+/** Hugging Face's consent page lists the person's organisations (scope read-memberships): here, presets,
+ * each ticked to share it, with the role the person has in it. */
+function orgsFieldset(orgs, shared, { t, site }) {
+  const rows = orgs.map(({ name, fullname }) => {
+    const ticked = shared.find((org) => org.name === name);
+    const options = HF_ROLES.map((role) => `<option value="${role}"${ticked?.role === role ? ' selected' : ''}>${role}</option>`);
+    return `
+<div class="org"><input type="checkbox" id="org-${escapeHtml(name)}" name="org" value="${escapeHtml(name)}"${ticked ? ' checked' : ''}>
+<label for="org-${escapeHtml(name)}">${escapeHtml(fullname)} <span class="muted">${escapeHtml(name)}</span></label>
+<select name="role_${escapeHtml(name)}" aria-label="${fill(t.roleIn, { org: fullname })}">${options.join('')}</select></div>`;
+  }).join('');
+  return `<fieldset><legend>${fill(t.orgsLegend, { app: site.name })}</legend>${rows}
+</fieldset>`;
 }
 
 /** RP-initiated logout: submit oidc-provider's confirm form at once, with logout=yes. */

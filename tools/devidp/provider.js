@@ -4,6 +4,7 @@
 
 import Provider, { interactionPolicy } from 'oidc-provider';
 
+import { userinfoOrg } from './orgs.js';
 import * as pages from './pages.js';
 
 export const EXTRA_PARAMS = ['direct_sign_in', 'first_screen', 'interaction_mode', 'organization_id'];
@@ -20,9 +21,12 @@ const CLAIMS = {
 const SCOPES = ['openid', 'offline_access', ...Object.keys(CLAIMS).filter((s) => s !== 'openid')];
 const USERINFO_ONLY = ['identities', 'sso_identities', 'custom_data'];
 
-/** Logto's user claims for a Hugging Face-only user, plus the connector's identity details. */
-export function accountClaims(account) {
+/** Logto's user claims for a Hugging Face-only user, plus the connector's identity details: with the
+ * dedicated connector, rawData is Hugging Face's userinfo as of the first sign-in (its `orgs` only if the scope
+ * had read-memberships then); with token storage, Hugging Face's ID token, which has no `orgs`. */
+export function accountClaims(account, { hfConnector } = {}) {
   const { hf } = account;
+  const firstOrgs = hfConnector === 'dedicated' && Array.isArray(hf.firstOrgs) ? { orgs: hf.firstOrgs.map(userinfoOrg) } : {};
   return {
     sub: account.id,
     name: account.name,
@@ -54,7 +58,7 @@ export function accountClaims(account) {
             website: '',
             isPro: false,
             canPay: false,
-            orgs: [],
+            ...firstOrgs,
           },
         },
       },
@@ -157,7 +161,7 @@ export async function createProvider(config, { keys, accounts, oidcStore }) {
       return {
         accountId: sub,
         async claims(use) {
-          const claims = accountClaims(account);
+          const claims = accountClaims(account, config);
           if (use === 'id_token') for (const name of USERINFO_ONLY) delete claims[name];
           return claims;
         },

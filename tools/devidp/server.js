@@ -19,13 +19,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { ACCOUNT_API_MODES, accountApiReply } from './account-api.js';
 import { HUB_FAULT_MODES, HUB_PREFIX, hubReply } from './hub.js';
+import { HF_ORGS, HF_ROLES, READ_MEMBERSHIPS, sharedOrgs } from './orgs.js';
 import * as pages from './pages.js';
 import { AccountStore, KeyStore, OidcStore, generateSigningKey } from './store.js';
 
 const BIND_ADDRESS = '127.0.0.1';
 const USERNAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,41}$/;
 const EMAIL_RE = /^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/;
-const FAULT_MODES = new Set(['none', 'html', 'slow', 'error500', 'bad-jwks']);
+// ignore-max-age: authorization requests lose `max_age` and `prompt=login` (a provider that does not honour them).
+const FAULT_MODES = new Set(['none', 'html', 'slow', 'error500', 'bad-jwks', 'ignore-max-age']);
+const HF_CONNECTORS = new Set(['token-storage', 'dedicated']);
 const MAX_BODY = 64 * 1024;
 
 class ConfigError extends Error {}
@@ -69,9 +72,17 @@ function readConfig(env) {
   const hostName = env.DEVIDP_HOST_NAME?.trim() || 'localhost';
   if (!/^[A-Za-z0-9.-]+$/.test(hostName)) throw new ConfigError(`DEVIDP_HOST_NAME is not a plain host name: ${hostName}`);
 
+  const hfConnector = env.DEVIDP_HF_CONNECTOR?.trim() || 'token-storage';
+  if (!HF_CONNECTORS.has(hfConnector)) throw new ConfigError(`DEVIDP_HF_CONNECTOR must be token-storage or dedicated, got ${hfConnector}`);
+
   return {
     port,
     hostName,
+    // What Logto's Hugging Face connector asks Hugging Face for (its `scope`), and which connector it is:
+    // `token-storage` (the OIDC connector storing tokens: rawData is Hugging Face's ID token, without orgs) or
+    // `dedicated` (rawData is Hugging Face's userinfo as of the person's first sign-in; no token stored).
+    hfScopes: (env.DEVIDP_HF_SCOPES?.trim() || `profile email ${READ_MEMBERSHIPS}`).split(/\s+/),
+    hfConnector,
     clientId,
     clientSecret,
     redirectUris,
@@ -207,7 +218,8 @@ class DevIdp {
     if (pathname.startsWith('/api/')) {
       if (await this.faulted(res, pathname)) return undefined;
       const { provider, accounts, accountApiMode: mode } = this;
-      const [status, body] = await accountApiReply({ provider, accounts, mode }, req, pathname);
+      const tokenStorage = this.config.hfConnector === 'token-storage';
+      const [status, body] = await accountApiReply({ provider, accounts, mode, tokenStorage }, req, pathname);
       return sendJson(res, status, body);
     }
     if (pathname === HUB_PREFIX || pathname.startsWith(`${HUB_PREFIX}/`)) {
@@ -255,6 +267,12 @@ class DevIdp {
 
   async handleOidc(req, res, pathname) {
     if (await this.faulted(res, pathname)) return undefined;
+    if (this.fault.mode === 'ignore-max-age' && pathname === '/oidc/auth') {
+      const url = new URL(req.url, 'http://devidp');
+      url.searchParams.delete('max_age');
+      if (url.searchParams.has('prompt')) url.searchParams.set('prompt', 'consent');
+      req.url = `${url.pathname}${url.search}`;
+    }
 
     // Mount under /oidc: oidc-provider derives its mount path from originalUrl vs url.
     req.originalUrl = req.url;
@@ -290,7 +308,7 @@ class DevIdp {
   async huggingFacePage(req, res, uid) {
     const details = await this.details(req, res, uid);
     if (details.prompt.name !== 'login') return redirect(res, `/interaction/${uid}`);
-    return sendPage(res, pages.huggingFaceAuthorize({ uid, view: this.view(req, details.params.ui_locales) }));
+    return sendPage(res, pages.huggingFaceAuthorize({ uid, orgs: this.asksForOrgs() ? HF_ORGS : null, view: this.view(req, details.params.ui_locales) }));
   }
 
   async huggingFaceSubmit(req, res, uid) {
@@ -306,22 +324,32 @@ class DevIdp {
     const username = (form.get('username') ?? '').trim();
     const fullName = (form.get('full_name') ?? '').trim().slice(0, 100);
     const email = (form.get('email') ?? '').trim(); // not on the page; lets tests pick an email
-    const values = { username, full_name: fullName };
+    const values = { username, full_name: fullName, orgs: this.asksForOrgs() ? sharedOrgs(form) : [] };
     let error;
     if (!USERNAME_RE.test(username)) {
       error = 'badUsername'; // pages.js words it in the page's language
     } else if (email && !EMAIL_RE.test(email)) {
       error = 'badEmail';
     }
-    if (error) return sendPage(res, pages.huggingFaceAuthorize({ uid, values, error, view: this.view(req, details.params.ui_locales) }));
+    if (error) {
+      return sendPage(res, pages.huggingFaceAuthorize({
+        uid, values, error, orgs: this.asksForOrgs() ? HF_ORGS : null, view: this.view(req, details.params.ui_locales),
+      }));
+    }
 
-    const account = this.accounts.upsertHuggingFaceUser({ username, fullName, email });
+    const orgs = this.asksForOrgs() ? sharedOrgs(form) : null; // Hugging Face sends orgs only with read-memberships
+    const account = this.accounts.upsertHuggingFaceUser({ username, fullName, email, orgs });
     // Finish login and consent in one go, like Logto does for its own first-party apps.
     const grantId = await this.saveGrant(details, account.id);
     return this.provider.interactionFinished(req, res, {
       login: { accountId: account.id },
       consent: { grantId },
     }, { mergeWithLastSubmission: false });
+  }
+
+  /** Whether the simulated Hugging Face consent page offers organisations (the connector's scope has read-memberships). */
+  asksForOrgs() {
+    return this.config.hfScopes.includes(READ_MEMBERSHIPS);
   }
 
   /** Already signed in but the grant is missing (new scopes, or revoked): consent silently. */
@@ -370,6 +398,15 @@ class DevIdp {
       if (!['missing', 'expired', 'valid'].includes(body.state)) throw new HttpError(400, 'state must be missing, expired or valid');
       if (typeof body.sub !== 'string' || !this.accounts.setHfToken(body.sub, body.state)) throw new HttpError(404, 'no such sub');
       console.log(`devidp Hugging Face token of ${body.sub}: ${body.state}`);
+      return sendJson(res, 200, this.state());
+    }
+    if (pathname === '/__devidp__/hf-orgs') {
+      const orgs = Array.isArray(body.orgs) ? body.orgs : null;
+      if (!orgs || !orgs.every((org) => HF_ORGS.some(({ name }) => name === org?.name) && HF_ROLES.includes(org.role))) {
+        throw new HttpError(400, 'orgs must be a list of {name, role} with preset names and Hugging Face roles');
+      }
+      if (typeof body.sub !== 'string' || !this.accounts.setHfOrgs(body.sub, orgs)) throw new HttpError(404, 'no such sub');
+      console.log(`devidp Hugging Face organisations of ${body.sub}: ${orgs.map(({ name, role }) => `${name}:${role}`).join(', ') || 'none'}`);
       return sendJson(res, 200, this.state());
     }
     if (pathname === '/__devidp__/account-api') {

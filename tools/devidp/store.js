@@ -120,7 +120,10 @@ export class AccountStore {
    * (Logto's social sign-up: no Logto username is invented). A non-empty full name or
    * email given later updates the profile, like a connector profile sync.
    */
-  upsertHuggingFaceUser({ username, fullName, email }) {
+  /** The person signing in with (simulated) Hugging Face; `orgs` ([{name, role}]) the organisations they share,
+   * or null when the connector does not ask for them. Like Logto 1.42, what the dedicated connector keeps of
+   * Hugging Face's userinfo (rawData, with its orgs) is written at the first sign-in only (`hf.firstOrgs`). */
+  upsertHuggingFaceUser({ username, fullName, email, orgs = null }) {
     const now = Date.now();
     let account = Object.values(this.accounts)
       .find((a) => a.hf.username.toLowerCase() === username.toLowerCase());
@@ -134,7 +137,7 @@ export class AccountStore {
         name: fullName || username,
         picture: null, // nothing a page could try to fetch from the internet
         email: email || `${username.toLowerCase()}@users.noreply.huggingface.co`,
-        hf: { sub: crypto.randomBytes(12).toString('hex'), username },
+        hf: { sub: crypto.randomBytes(12).toString('hex'), username, firstOrgs: orgs },
       };
       this.accounts[id] = account;
     } else {
@@ -143,9 +146,19 @@ export class AccountStore {
       if (email && email !== account.email) changes.email = email;
       if (Object.keys(changes).length) Object.assign(account, changes, { updated_at: now });
     }
+    account.hf.orgs = orgs ?? [];
     account.hf.token = newHfToken(); // every sign-in stores the token set Hugging Face just issued
     this.save();
     return account;
+  }
+
+  /** Test control: the organisations the person shares now (as if they changed them on Hugging Face). */
+  setHfOrgs(id, orgs) {
+    const account = this.accounts[id];
+    if (!account) return false;
+    account.hf.orgs = orgs.map(({ name, role }) => ({ name, role }));
+    this.save();
+    return true;
   }
 
   /** Test control: the stored token goes `missing`, `expired`, or is `valid` again (a new one). */

@@ -34,6 +34,8 @@ from website.settings import site_config
 
 TIMEOUT = 10.0
 HF_CONNECTOR_ID = "huggingface-universal"  # the dedicated connector's factory id (it cannot store tokens)
+HF_APPS_PAGE = "https://huggingface.co/settings/connected-applications"  # where a Hugging Face OAuth app is set up
+READ_MEMBERSHIPS = "read-memberships"  # the Hugging Face scope for the person's organisations
 OIDC_CONNECTOR_ID = "oidc"  # the standard OIDC connector's factory id (token storage, with target huggingface)
 HF_TARGET = "huggingface"
 DEFAULT_RESOURCE = "https://default.logto.app/api"  # self-hosted Logto
@@ -62,6 +64,7 @@ class AdminEnv:
     data_dir: Path
     direct_sign_in: str
     scopes: tuple[str, ...] = tuple(DEFAULT_SCOPES.split())  # LOGTO_SCOPES, as the site asks Logto for them
+    hf_allowed_orgs: tuple[str, ...] = ()  # HF_ALLOWED_ORGS
 
     @property
     def redirect_uri(self) -> str:
@@ -123,6 +126,7 @@ def admin_env(config: Mapping[str, Any], environ: Mapping[str, str]) -> AdminEnv
         data_dir=Path(config["LOGTO_DATA_DIR"]),
         direct_sign_in=DEFAULT_DIRECT_SIGN_IN if direct_sign_in is None else direct_sign_in,
         scopes=tuple((config["LOGTO_SCOPES"] or DEFAULT_SCOPES).split()),
+        hf_allowed_orgs=tuple(config["LOGTO_HF_ALLOWED_ORGS"]),
     )
 
 

@@ -13,20 +13,24 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 import click
 import requests
+from flask.cli import NoAppException, ScriptInfo
 from logto.models.oidc import OidcProviderMetadata
 
 from flask_logto import oidc_core
+from flask_logto.access import hf_org_pages
 from flask_logto.config import MAKE_SECRET_HINT, is_loopback_url, is_private_url
 from flask_logto.errors import ConfigError
 from tools.logto_cli.api import (
+    HF_APPS_PAGE,
     HF_CONNECTOR_ID,
     HF_TARGET,
+    READ_MEMBERSHIPS,
     TIMEOUT,
     AdminEnv,
     LogtoApiError,
@@ -67,12 +71,22 @@ class Check:
 @one_line_errors
 def doctor_command() -> None:
     """Check the Logto connection and settings; print each check with the fix for a failure (exit 1 if any fail)."""
-    if not run_doctor(os.environ, click.echo):
+    if not run_doctor(os.environ, click.echo, org_pages=_org_pages()):
         raise click.exceptions.Exit(1)
 
 
-def run_doctor(environ: Mapping[str, str], echo: Callable[[str], None]) -> bool:
-    """Print every check; True when none failed. `ConfigError` when LOGTO_ENDPOINT is missing or malformed."""
+def _org_pages() -> list[str]:
+    """The site's pages that `hf_org_required` guards (the app Flask's CLI loads), for the organisation checks."""
+    info = click.get_current_context().find_object(ScriptInfo)
+    try:
+        return hf_org_pages(info.load_app()) if info is not None else []
+    except NoAppException:
+        return []
+
+
+def run_doctor(environ: Mapping[str, str], echo: Callable[[str], None], org_pages: Sequence[str] = ()) -> bool:
+    """Print every check; True when none failed. `ConfigError` when LOGTO_ENDPOINT is missing or malformed.
+    `org_pages`: the site's pages only some organisations' members may open (`hf_org_required`)."""
     try:
         config = read_site_config(environ)
     except ConfigError as exc:
@@ -81,7 +95,7 @@ def run_doctor(environ: Mapping[str, str], echo: Callable[[str], None]) -> bool:
     note = "" if env.has_m2m else (
         "Set LOGTO_M2M_APP_ID and LOGTO_M2M_APP_SECRET to run the skipped checks (see docs/logto-setup.md)."
     )
-    return report(all_checks(env), echo, note)
+    return report(all_checks(env, org_pages), echo, note)
 
 
 def report(checks: Iterable[Check], echo: Callable[[str], None], note: str = "") -> bool:
@@ -98,7 +112,7 @@ def report(checks: Iterable[Check], echo: Callable[[str], None], note: str = "")
     return counts["fail"] == 0
 
 
-def all_checks(env: AdminEnv) -> Iterator[Check]:
+def all_checks(env: AdminEnv, org_pages: Sequence[str] = ()) -> Iterator[Check]:
     discovery, response, local_time = check_discovery(env)
     yield discovery
     yield check_clock(response, local_time)
@@ -106,7 +120,7 @@ def all_checks(env: AdminEnv) -> Iterator[Check]:
     yield check_secret_key(env)
     yield check_session_store(env)
     if env.has_m2m:
-        yield from tenant_checks(env)
+        yield from tenant_checks(env, org_pages)
         return
     yield from _missing_m2m(env)
     reachable = response is not None
@@ -297,7 +311,7 @@ def fetch_tenant(api: ManagementApi, env: AdminEnv) -> Tenant:
     return Tenant(app, app_error, secrets, connectors, api.sign_in_experience(), center)
 
 
-def tenant_checks(env: AdminEnv) -> Iterator[Check]:
+def tenant_checks(env: AdminEnv, org_pages: Sequence[str] = ()) -> Iterator[Check]:
     try:
         tenant = fetch_tenant(ManagementApi(env), env)
     except LogtoApiError as exc:
@@ -309,6 +323,7 @@ def tenant_checks(env: AdminEnv) -> Iterator[Check]:
     yield from app_checks(env, tenant)
     yield from connector_checks(env, tenant)
     yield from token_storage_checks(env, tenant)
+    yield from org_checks(env, tenant, org_pages)
     yield check_direct_sign_in(env.direct_sign_in, tenant.connectors)
     yield check_sign_up(tenant.experience)
 
@@ -458,6 +473,38 @@ def token_storage_checks(env: AdminEnv, tenant: Tenant) -> Iterator[Check]:
         problem = f"LOGTO_SCOPES={' '.join(env.scopes)} lacks identities: Logto refuses the token (auth.forbidden)"
         fix = "add identities to LOGTO_SCOPES (the default is `email identities`); users then sign in again"
         yield Check("fail", problem, fix)
+
+
+def org_checks(env: AdminEnv, tenant: Tenant, org_pages: Sequence[str]) -> Iterator[Check]:
+    """When the site uses Hugging Face organisations (HF_ALLOWED_ORGS, `hf_org_required`): whether Hugging Face is
+    asked for them (`read-memberships`), and whether they stay current (token storage: the Hub's whoami-v2)."""
+    connector = find_hf_connector(tenant.connectors)
+    used_by = [f"HF_ALLOWED_ORGS={','.join(env.hf_allowed_orgs)}"] if env.hf_allowed_orgs else []
+    used_by += [f"hf_org_required on {page}" for page in org_pages]
+    if not used_by or connector is None:
+        return
+    uses = "; ".join(used_by)
+    scope = str((connector.get("config") or {}).get("scope") or "")
+    storage = " --hf-token-storage" if connector.get("connectorId") != HF_CONNECTOR_ID else ""
+    if READ_MEMBERSHIPS in scope.split():
+        yield Check("ok", f'the Hugging Face connector asks for {READ_MEMBERSHIPS} (used by {uses})')
+    else:
+        yield Check(
+            "warn",
+            f'the site uses Hugging Face organisations ({uses}) but the connector\'s scope "{scope}" lacks '
+            f"{READ_MEMBERSHIPS}: Hugging Face shares no organisation, so nobody passes",
+            f"run: {SETUP_COMMAND}{storage} --hf-scopes {READ_MEMBERSHIPS}, and allow {READ_MEMBERSHIPS} in your Hugging "
+            f"Face OAuth app too ({HF_APPS_PAGE})",
+        )
+    if not storage:
+        yield Check(
+            "warn",
+            f"the site uses Hugging Face organisations ({uses}) without token storage: they come from what Logto kept "
+            "of the person's first Hugging Face sign-in (Logto does not update it), so someone who leaves or un-shares "
+            "an organisation keeps it here",
+            f"run: {SETUP_COMMAND} --hf-token-storage --hf-scopes read-repos {READ_MEMBERSHIPS} (the site then asks the "
+            "Hub at every sign-in and token refresh)",
+        )
 
 
 def check_direct_sign_in(value: str, connectors: list[dict] | None) -> Check:

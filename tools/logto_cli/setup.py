@@ -30,6 +30,7 @@ from dotenv import dotenv_values
 from flask_logto.config import is_private_url
 from flask_logto.errors import ConfigError
 from tools.logto_cli.api import (
+    HF_APPS_PAGE,
     HF_CONNECTOR_ID,
     HF_TARGET,
     OIDC_CONNECTOR_ID,
@@ -52,7 +53,6 @@ HF_OAUTH = "https://huggingface.co"
 HF_SCOPE_WORD = re.compile(r"[a-z][a-z0-9-]{0,40}")
 CHANGE_MARKS = {"POST": "+", "DELETE": "-"}  # anything else: "~"
 SOCIAL_ONLY_SIGN_UP = {"identifiers": [], "password": False, "verify": False}
-HF_APPS_PAGE = "https://huggingface.co/settings/connected-applications"
 DOCTOR_COMMAND = "flask --app flask_app logto doctor"
 
 
@@ -155,18 +155,20 @@ def _app_by_name(api: ManagementApi, name: str) -> dict | None:
     return next((app for app in api.traditional_apps() if app.get("name") == name), None)
 
 
-def plan_connector(connector: dict | None, hf_id: str, hf_secret: str) -> Change | None:
-    """Plan the Hugging Face connector's creation, or the update of its config where it differs."""
+def plan_connector(
+    connector: dict | None, hf_id: str, hf_secret: str, scopes: tuple[str, ...] = HF_SCOPES,
+) -> Change | None:
+    """Plan the Hugging Face connector's creation, or the update of its config where it differs (`scopes` added)."""
     if connector is None:
         if not (hf_id and hf_secret):
             raise ConfigError(
                 "the Hugging Face connector does not exist yet: pass --hf-client-id and --hf-client-secret "
                 f"(or set HF_CLIENT_ID and HF_CLIENT_SECRET) from your Hugging Face OAuth app ({HF_APPS_PAGE})"
             )
-        config = {"clientId": hf_id, "clientSecret": hf_secret, "scope": " ".join(HF_SCOPES)}
+        config = {"clientId": hf_id, "clientSecret": hf_secret, "scope": " ".join(scopes)}
         summary = f'create Hugging Face connector ({HF_CONNECTOR_ID}, client id {hf_id}, scope "{config["scope"]}")'
         return Change(summary, "POST", "/api/connectors", {"connectorId": HF_CONNECTOR_ID, "config": config})
-    new, differences = _config_update(connector, HF_SCOPES, hf_id, hf_secret)
+    new, differences = _config_update(connector, scopes, hf_id, hf_secret)
     if not differences:
         return None
     summary = f"Hugging Face connector {connector['id']}: {', '.join(differences)}"
@@ -247,9 +249,10 @@ def oidc_connector_body(client_id: str, client_secret: str, scope: str) -> dict[
     }
 
 
-def hf_extra_scopes(value: str | None) -> tuple[str, ...]:
-    """`--hf-scopes`: the Hugging Face scopes besides `openid profile email` (default `read-repos`)."""
-    words = tuple((DEFAULT_HF_EXTRA_SCOPES if value is None else value).replace(",", " ").split())
+def hf_extra_scopes(value: str | None, default: str = DEFAULT_HF_EXTRA_SCOPES) -> tuple[str, ...]:
+    """`--hf-scopes`: the Hugging Face scopes besides `openid profile email` (token storage, default `read-repos`)
+    or `profile email` (the dedicated connector, default none); e.g. `read-memberships` for the organisations."""
+    words = tuple((default if value is None else value).replace(",", " ").split())
     bad = [word for word in words if not HF_SCOPE_WORD.fullmatch(word)]
     if bad:
         raise ConfigError(f"--hf-scopes: {bad[0]!r} is not a Hugging Face scope (e.g. read-repos, inference-api)")
@@ -305,7 +308,8 @@ def make_plan(api: ManagementApi, env: AdminEnv, options: dict[str, Any]) -> Pla
         connector_changes, replaced = plan_token_storage(connector, options)
     else:
         center_change = None
-        connector_changes = [plan_connector(connector, options["hf_client_id"], options["hf_client_secret"])]
+        scopes = (*HF_SCOPES, *hf_extra_scopes(options["hf_scopes"], default=""))
+        connector_changes = [plan_connector(connector, options["hf_client_id"], options["hf_client_secret"], scopes)]
     experience = api.sign_in_experience()
     sign_in_change = plan_sign_in(experience, options["social_only_sign_up"], readd=replaced is not None)
     changes = [change for change in (app_change, center_change, *connector_changes, sign_in_change) if change]
@@ -436,15 +440,14 @@ def _quote(value: str) -> str:
 )
 @click.option(
     "--hf-scopes", default=None, metavar="SCOPES",
-    help=f'With --hf-token-storage: Hugging Face scopes besides "openid profile email" '
-    f"[default: {DEFAULT_HF_EXTRA_SCOPES}].",
+    help='Hugging Face scopes to add to the connector\'s (e.g. "read-memberships" for the organisations), besides '
+    f'"profile email" (with --hf-token-storage: "openid profile email", default {DEFAULT_HF_EXTRA_SCOPES}).',
+
 )
 @click.option("--yes", is_flag=True, help="Do not ask before deleting the dedicated Hugging Face connector.")
 @one_line_errors
 def setup_command(**options: Any) -> None:
     """Create or update the Logto app, the Hugging Face connector and the sign-in experience (idempotent)."""
-    if options["hf_scopes"] is not None and not options["hf_token_storage"]:
-        raise ConfigError("--hf-scopes goes with --hf-token-storage (the dedicated connector's scope is profile email)")
     env = read_admin_env(os.environ)
     if not env.has_m2m:
         raise ConfigError(
@@ -504,6 +507,9 @@ def _report(api: ManagementApi, env: AdminEnv, plan: Plan, options: dict[str, An
     click.echo(f"Hugging Face OAuth app redirect URI: {env.connector_callback(connector_id)}")
     if options["hf_token_storage"]:
         _report_token_storage(env, plan, options)
+    elif options["hf_scopes"]:
+        scopes = " ".join((*HF_SCOPES, *hf_extra_scopes(options["hf_scopes"], default="")))
+        click.echo(f"Hugging Face OAuth app scopes: {scopes} (the OAuth app must allow them too: {HF_APPS_PAGE})")
     click.echo(
         f"Next: add that redirect URI to your Hugging Face OAuth app ({HF_APPS_PAGE}), "
         f"then run: {DOCTOR_COMMAND}"
