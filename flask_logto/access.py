@@ -19,13 +19,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, redirect, request, url_for
+from asgiref.sync import async_to_sync
+from flask import Flask, current_app, redirect, request, session, url_for
 
+from flask_logto.connection import access_token_due
 from flask_logto.hf_orgs import check_member
+from flask_logto.session_keys import access_token_map
 from flask_logto.user import HF_ROLES, HF_USERNAME, signed_in_within
-from flask_logto.views import current_user, safe_next
+from flask_logto.views import MAX_AGE_DIGITS, current_user, refresh_if_due, safe_next
 
 View = TypeVar("View", bound=Callable[..., Any])
+MAX_MAX_AGE = 10**MAX_AGE_DIGITS - 1  # what /sign-in?max_age= takes
 ORG_MARK = "hf_org_required"  # the attribute a guarded view carries: (org, role)
 
 
@@ -55,7 +59,7 @@ def hf_org_required(org: str, role: str = "read") -> Callable[[View], View]:
         return None
 
     def decorator(view: View) -> View:
-        guarded = _guarded(view, refusal)
+        guarded = _guarded(view, refusal, refresh_first=True)
         setattr(guarded, ORG_MARK, (org, role))  # found by `hf_org_pages` (what `flask logto doctor` checks)
         return guarded
 
@@ -73,8 +77,8 @@ def hf_org_pages(app: Flask) -> list[str]:
 def recent_sign_in_required(max_age: int = 300) -> Callable[[View], View]:
     """Only someone who signed in at most `max_age` seconds ago gets the view; anyone else signs in again first
     (Logto is asked for it with `max_age` and `prompt=login consent`). Sync or async views."""
-    if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0:
-        raise ValueError(f"recent_sign_in_required: max_age must be a whole number of seconds, not {max_age!r}")
+    if isinstance(max_age, bool) or not isinstance(max_age, int) or not 1 <= max_age <= MAX_MAX_AGE:
+        raise ValueError(f"recent_sign_in_required: max_age must be 1 to {MAX_MAX_AGE} seconds, not {max_age!r}")
 
     def refusal() -> Any:
         user = current_user()
@@ -85,11 +89,14 @@ def recent_sign_in_required(max_age: int = 300) -> Callable[[View], View]:
     return lambda view: _guarded(view, refusal)
 
 
-def _guarded(view: View, refusal: Callable[[], Any]) -> View:
-    """`view`, run only when `refusal()` gives None (else its answer instead)."""
+def _guarded(view: View, refusal: Callable[[], Any], *, refresh_first: bool = False) -> View:
+    """`view`, run only when `refusal()` gives None (else its answer instead). With `refresh_first`, a session
+    whose access token is due is refreshed first (its organisations asked again)."""
     if inspect.iscoroutinefunction(view):
         @functools.wraps(view)
         async def wrapped_async(*args: Any, **kwargs: Any) -> Any:
+            if refresh_first:
+                await refresh_if_due()
             answer = refusal()
             return answer if answer is not None else await view(*args, **kwargs)
 
@@ -97,6 +104,8 @@ def _guarded(view: View, refusal: Callable[[], Any]) -> View:
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if refresh_first and current_user() is not None and access_token_due(access_token_map(session)):
+            async_to_sync(refresh_if_due)()
         answer = refusal()
         return answer if answer is not None else view(*args, **kwargs)
 
@@ -113,7 +122,10 @@ def _back_here() -> str:
     the form (its `Referer`), else the home page."""
     if request.method in ("GET", "HEAD"):
         return request.full_path.rstrip("?")
-    referrer = urlsplit(request.referrer or "")
+    try:
+        referrer = urlsplit(request.referrer or "")
+    except ValueError:  # e.g. "http://[oops/x"
+        return "/"
     origin = f"{referrer.scheme}://{referrer.netloc}"
     if origin in (request.host_url.rstrip("/"), current_app.extensions["logto"].settings.app_base_url):
         return safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""))

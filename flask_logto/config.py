@@ -144,8 +144,12 @@ def check_hf_orgs(value: Any, name: str = "LOGTO_HF_ALLOWED_ORGS") -> tuple[str,
     """Hugging Face organisation names: a comma-separated string or a list of names; empty: none."""
     from flask_logto.user import HF_USERNAME
 
-    names = value.split(",") if isinstance(value, str) else list(value or ())
-    orgs = tuple(str(org).strip() for org in names if str(org).strip())
+    if value is None:
+        value = ""
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, list | tuple) or not all(isinstance(org, str) for org in names):
+        raise ConfigError(f"{name} must be Hugging Face organisation names, comma-separated or a list (e.g. acme,beta-lab)")
+    orgs = tuple(org.strip() for org in names if org.strip())
     bad = [org for org in orgs if not HF_USERNAME.fullmatch(org)]
     if bad:
         raise ConfigError(f"{name} has {bad[0]!r}, which is not a Hugging Face organisation name (e.g. acme,beta-lab)")

@@ -16,6 +16,7 @@ returns what to keep; views.py reads and writes the session (through session_key
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import secrets
@@ -231,6 +232,9 @@ class Logto:
             raise SignInRejected(N_("The sign-in could not be verified. Please try again."), "nonce mismatch")
         max_age = entry.get("max_age")
         if isinstance(max_age, int) and not signed_in_within(claims.get("auth_time"), max_age):
+            if refresh := scratch.get("refreshToken"):  # this sign-in goes no further: nothing of it stays usable
+                with contextlib.suppress(LogtoUnavailable):
+                    await self.revoke_refresh_token(refresh)
             raise SignInNotRecent(  # OpenID Connect Core 3.1.2.1 (max_age) and 3.1.3.7 (auth_time)
                 N_("This needs a sign-in made just now, and Logto did not confirm one. Please try again."),
                 f"auth_time missing or older than max_age={max_age}",

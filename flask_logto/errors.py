@@ -31,6 +31,7 @@ class AuthFailure(Exception):
         self.message = message
         self.cause = cause
         self.values = values  # the message's %(name)s placeholders
+        self.subject = ""  # whose sign-in failed, when not the session's person (for the log)
 
 
 class BadCallback(AuthFailure):

@@ -32,16 +32,20 @@ NOT_ALLOWED_CAUSE = "not a member of an allowed organisation"
 
 async def current_hf_orgs(
     logto: Logto, access_token: str, userinfo: Mapping[str, Any],
-) -> tuple[tuple[HfOrg, ...], tuple[str, int] | None]:
-    """The person's organisations, and their Hub token with its expiry when it was fetched on the way (to keep)."""
+) -> tuple[tuple[HfOrg, ...] | None, tuple[str, int] | None]:
+    """The person's organisations, and their Hub token with its expiry when it was fetched on the way (to keep).
+
+    None when they cannot be told: no Hub token (no token storage, or Logto no longer holds one for the person:
+    Hugging Face's expire after 8 hours), or the Hub refusing it. The caller decides what that means."""
     in_userinfo = orgs_in_userinfo(userinfo)
     if in_userinfo is not None:
         return in_userinfo, None
     try:
         hf_token = await fetch_hf_token(logto, access_token)
-    except HfTokenUnavailable:  # no token storage, or nothing stored for this person
-        return (), None
-    return orgs_in_whoami(await whoami(logto, hf_token[0])), hf_token
+    except HfTokenUnavailable:
+        return None, None
+    answer = await whoami(logto, hf_token[0])
+    return (None if answer is None else orgs_in_whoami(answer)), hf_token
 
 
 async def whoami(logto: Logto, hf_token: str) -> Any:

@@ -36,9 +36,18 @@ class HfOrg:
     def has_role(self, needed: str) -> bool:
         """True when this membership's role is `needed` or above (read < contributor < write < admin).
         A role Hugging Face did not say passes only "read"."""
-        if self.role is None:
+        if self.role not in HF_ROLES:
             return needed == "read"
         return HF_ROLES.index(self.role) >= HF_ROLES.index(needed)
+
+    @classmethod
+    def from_session(cls, stored: Any) -> HfOrg | None:
+        """An organisation as the session keeps it (`asdict`), checked again; None when it is not one."""
+        if not isinstance(stored, dict) or not isinstance(name := stored.get("name"), str) or not HF_USERNAME.fullmatch(name):
+            return None
+        role = stored.get("role")
+        return cls(name, _text(stored.get("display_name")), role if role in HF_ROLES else None,
+                   stored.get("is_enterprise") is True, _https_url(stored.get("avatar")))
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,8 @@ class SignedInUser:
             return None
         try:
             fields: dict[str, Any] = {name: stored.get(name) for name in cls.__dataclass_fields__}
-            fields["hf_orgs"] = tuple(HfOrg(**org) for org in fields["hf_orgs"] or () if isinstance(org, dict))
+            kept = fields["hf_orgs"] if isinstance(fields["hf_orgs"], list | tuple) else ()
+            fields["hf_orgs"] = tuple(org for org in map(HfOrg.from_session, kept) if org is not None)
             return cls(**fields)
         except TypeError:
             return None

@@ -16,13 +16,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
+from asgiref.sync import async_to_sync
 from flask import Blueprint, current_app, flash, g, has_app_context, redirect, render_template, request, session
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 
 from flask_logto.config import AuthSettings
 from flask_logto.connection import Logto, access_token_due, current_access_token
-from flask_logto.errors import AuthFailure, BadLogoutToken, HubUnavailable, LogtoUnavailable, NotInAllowedOrg, SessionEnded
+from flask_logto.errors import (
+    AuthFailure,
+    BadLogoutToken,
+    HubUnavailable,
+    LogtoUnavailable,
+    NotInAllowedOrg,
+    SessionEnded,
+    SignInRejected,
+)
 from flask_logto.hf_orgs import check_allowed, current_hf_orgs
 from flask_logto.hub_token import drop_expired, keep_hf_token
 from flask_logto.i18n import N_, language_tag, logto_gettext, translate
@@ -66,14 +75,21 @@ def _signed_in(step: str) -> SignedInUser:
 
 async def _refresh_session(user: SignedInUser) -> dict[str, Any]:
     """Refresh the session's tokens (one refresh at a time, for the same user); store and return the new userinfo.
-    The person's Hugging Face organisations are asked again, and the site's allowed organisations checked again."""
+    The person's Hugging Face organisations are asked again, and the site's allowed organisations checked again:
+    someone no longer in one is signed out (and their new refresh token revoked)."""
     logto = _logto()
     new_tokens, userinfo = await logto.refresh(_session_id(), tokens(session), user.sub)
-    orgs, hf_token = await _hf_orgs_now(logto, new_tokens, userinfo, known=user.hf_orgs)
     try:
+        orgs, hf_token = await _hf_orgs_now(logto, new_tokens, userinfo, known=user.hf_orgs)
+        if orgs is None:  # the site allows only some organisations and cannot tell whether this person is in one
+            raise SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), "refresh: organisations unknown")
         check_allowed(logto.settings.hf_allowed_orgs, orgs)
     except NotInAllowedOrg as refused:
+        await _revoke_quietly(logto, new_tokens.get("refreshToken"), user.sub)
         raise SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), f"refresh: {refused.cause}") from None
+    except SessionEnded:
+        await _revoke_quietly(logto, new_tokens.get("refreshToken"), user.sub)
+        raise
     keep_tokens(session, new_tokens)
     id_claims = jwt.decode(new_tokens["idToken"], options={"verify_signature": False})  # verified in refresh
     session[USER] = asdict(SignedInUser.from_claims(id_claims, userinfo, orgs))
@@ -84,21 +100,44 @@ async def _refresh_session(user: SignedInUser) -> dict[str, Any]:
     return userinfo
 
 
+async def refresh_if_due() -> None:
+    """Refresh a signed-in session whose access token is due, so that its organisations are checked again (and
+    nothing otherwise). Before each request of a site that allows only some organisations (`recheck_orgs`), and
+    before each view `hf_org_required` guards."""
+    user = current_user()
+    if user is not None and access_token_due(access_token_map(session)):
+        await _refresh_session(user)
+
+
+def recheck_orgs() -> None:
+    """A site that allows only some organisations: a session due for a refresh refreshes before anything else,
+    and someone no longer in one of them is signed out there (no event loop when nothing is due)."""
+    if _logto().settings.hf_allowed_orgs and current_user() is not None and access_token_due(access_token_map(session)):
+        async_to_sync(refresh_if_due)()
+
+
 async def _hf_orgs_now(
     logto: Logto, sdk_tokens: Mapping[str, str | None], userinfo: Mapping[str, Any], *, known: tuple[HfOrg, ...],
-) -> tuple[tuple[HfOrg, ...], tuple[str, int] | None]:
-    """The person's organisations now (hf_orgs.py) and the Hub token fetched on the way. When Logto or the Hub
-    cannot say, a site that allows only some organisations stops there (503); any other keeps what it `known`."""
+) -> tuple[tuple[HfOrg, ...] | None, tuple[str, int] | None]:
+    """The person's organisations now (hf_orgs.py) and the Hub token fetched on the way.
+
+    When they cannot be told (Logto or the Hub down: `LogtoUnavailable`, `HubUnavailable`; no Hub token any more;
+    the Hub refusing it), a site that allows only some organisations gets None (or the 503), any other what it
+    `known` (at a sign-in: none)."""
     access_token = current_access_token(sdk_tokens.get("accessTokenMap"), check_expiry=False)
     if access_token is None:
         raise SessionEnded(N_("Your sign-in is no longer valid. Please sign in again."), "hf-orgs: no access token")
+    allowed_only = bool(logto.settings.hf_allowed_orgs)
     try:
-        return await current_hf_orgs(logto, access_token, userinfo)
+        orgs, hf_token = await current_hf_orgs(logto, access_token, userinfo)
     except (HubUnavailable, LogtoUnavailable) as failure:
-        if logto.settings.hf_allowed_orgs:
+        if allowed_only:
             raise
         log.warning("event=hf-orgs-unavailable cause=%r", failure.cause)
         return known, None
+    if orgs is None:
+        return (None if allowed_only and known else known), None
+    return orgs, hf_token
 
 
 def signed_in_key() -> str:
@@ -159,15 +198,18 @@ async def callback() -> Any:
     keep_pending(session, still_waiting)  # the one taken is used up, whatever comes of it
     logto = _logto()
     new_tokens, user, userinfo, next_path = await logto.finish_sign_in(query, entry)
-    orgs, _hf_token = await _hf_orgs_now(logto, new_tokens.data, userinfo, known=())
     try:
-        check_allowed(logto.settings.hf_allowed_orgs, orgs)
-    except NotInAllowedOrg:  # the session keeps nothing of this person, and their refresh token is revoked
-        await _revoke_quietly(logto, new_tokens.data.get("refreshToken"), str(user.sub))
+        orgs, _hf_token = await _hf_orgs_now(logto, new_tokens.data, userinfo, known=())
+        check_allowed(logto.settings.hf_allowed_orgs, orgs or ())
+    except AuthFailure as failure:  # the session keeps nothing of this person, and their refresh token is revoked
+        await _revoke_quietly(logto, new_tokens.data.get("refreshToken"), user.sub)
+        failure.subject = user.sub
+        if isinstance(failure, SessionEnded):  # not the session's own end: whoever is signed in stays so
+            raise SignInRejected(N_("Logto could not complete the sign-in."), failure.cause) from None
         raise
     session.clear()
     keep_tokens(session, new_tokens.data)
-    session[USER] = asdict(replace(user, hf_orgs=orgs))
+    session[USER] = asdict(replace(user, hf_orgs=orgs or ()))
     session[USERINFO] = userinfo
     _renew_session_id()  # no session fixation
     id_claims = jwt.decode(new_tokens.data["idToken"], options={"verify_signature": False})  # verified in finish_sign_in
@@ -233,7 +275,7 @@ def auth_failure(failure: AuthFailure) -> tuple[str, int]:
     user = current_user()
     log.warning(
         "event=auth-failure kind=%s status=%s path=%r user=%s cause=%r",
-        type(failure).__name__, failure.status, request.path, user.sub if user else "-", failure.cause,
+        type(failure).__name__, failure.status, request.path, failure.subject or (user.sub if user else "-"), failure.cause,
     )
     if isinstance(failure, SessionEnded):
         session.clear()
@@ -266,6 +308,7 @@ def rate_limited(_error: RateLimitExceeded) -> tuple[str, int, dict[str, str]]:
 
 blueprint.before_app_request(refuse_without_store)  # a session the store could not load: the 503 page
 blueprint.before_app_request(lambda: drop_expired(session))  # an expired Hugging Face token leaves the session
+blueprint.before_app_request(recheck_orgs)
 
 
 @blueprint.app_context_processor

@@ -8,6 +8,7 @@ embedded provider: its simulated Hugging Face page shares organisations, its Hub
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -126,8 +127,26 @@ def test_the_decorators_refuse_bad_arguments():
         hf_org_required("acme", role="owner")
     with pytest.raises(ValueError, match="not a Hugging Face organisation name"):
         hf_org_required("bad name")
-    with pytest.raises(ValueError, match="max_age"):
-        recent_sign_in_required(max_age=-1)
+    for max_age in (-1, 0, 10**8, True, 1.5):
+        with pytest.raises(ValueError, match="max_age"):
+            recent_sign_in_required(max_age=max_age)  # type: ignore[arg-type]
+
+
+def test_the_session_checks_the_orgs_it_keeps_again():
+    stored = {"sub": "u1", "hf_orgs": [
+        {"name": "acme", "role": "owner"}, {"name": 7}, "junk", {"name": "bad name"},
+        {"name": "beta", "role": "write", "is_enterprise": "yes", "avatar": "http://x"},
+    ]}
+    user = SignedInUser.from_session(stored)
+    assert user is not None and user.hf_orgs == (HfOrg("acme"), HfOrg("beta", role="write"))
+    assert SignedInUser.from_session({"sub": "u1", "hf_orgs": "acme"}).hf_orgs == ()
+    assert HfOrg("acme", role="owner").has_role("read") and not HfOrg("acme", role="owner").has_role("write")
+
+
+@pytest.mark.parametrize("value", [7, b"acme", [1], {"acme": 1}])
+def test_allowed_orgs_of_another_type_stop_the_app(tmp_path: Path, value: Any):
+    with pytest.raises(ConfigError, match="LOGTO_HF_ALLOWED_ORGS must be"):
+        read_auth_settings({**CONFIG, "LOGTO_DATA_DIR": str(tmp_path), "LOGTO_HF_ALLOWED_ORGS": value})
 
 
 # ---------------------------------------------------------------- the decorators on a small app (unit)
@@ -163,8 +182,10 @@ def guarded_app(tmp_path: Path) -> Flask:
 
 def signed_in(client: Any, *, orgs: tuple[HfOrg, ...] = (), auth_time: int | None = None) -> None:
     user = SignedInUser("u1", None, None, "alice", None, None, None, None, orgs, auth_time)
+    not_due = int(time.time()) + 3600
     with client.session_transaction() as stored:
         stored["logto.idToken"] = "an-id-token"
+        stored["logto.accessTokenMap"] = json.dumps({"x": {"": {"token": "an-access-token", "expiresAt": not_due}}})
         stored["auth.user"] = asdict(user)
 
 
@@ -214,6 +235,8 @@ def test_recent_sign_in_required_on_a_get(tmp_path: Path, auth_time: int | None,
     ("https://evil.example/notes", "/"),
     (None, "/"),
     ("http://localhost:3000/callback", "/"),  # never back into the sign-in routes
+    ("http://[oops/x", "/"),  # not a URL at all
+    ("//evil.example/notes", "/"),
 ])
 def test_a_post_comes_back_to_the_page_that_held_the_form(tmp_path: Path, referrer: str | None, back_to: str):
     client = guarded_app(tmp_path).test_client()
@@ -310,7 +333,9 @@ def test_with_the_dedicated_connector_the_orgs_are_as_of_the_first_sign_in(make_
 @pytest.fixture(scope="module")
 def allowed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # Access tokens the SDK always counts as due: every /profile refreshes (and checks the organisations again).
-    running = start_stack(tmp_path_factory.mktemp("allowed"), access_token_ttl=30, HF_ALLOWED_ORGS="acme,open-research")
+    running = start_stack(
+        tmp_path_factory.mktemp("allowed"), access_token_ttl=30, make_app=org_app, HF_ALLOWED_ORGS="acme,open-research",
+    )
     yield running
     running.stop()
 
@@ -326,6 +351,7 @@ def test_only_members_of_an_allowed_org_may_sign_in(allowed_stack: Stack, caplog
     assert outsider.get(allowed_stack.base_url + "/profile", allow_redirects=False, timeout=10).status_code == 302
     line = next(record.getMessage() for record in caplog.records if "event=auth-failure" in record.getMessage())
     assert "status=403" in line and "not a member of an allowed organisation" in line
+    assert "user=-" not in line  # the refused person's Logto id, though nobody is signed in in this browser
 
     member = requests.Session()
     assert sign_in(allowed_stack, member, "insider", orgs={"open-research": "read"}).status_code == 302
@@ -339,9 +365,40 @@ def test_someone_who_left_the_allowed_org_is_signed_out_at_the_next_refresh(allo
     sub = stored_session(allowed_stack, http)["auth.user"]["sub"]
     control = f"{allowed_stack.provider.endpoint}/__devidp__/hf-orgs"
     assert requests.post(control, json={"sub": sub, "orgs": [{"name": "beta-lab", "role": "admin"}]}, timeout=10).ok
-    ended = http.get(allowed_stack.base_url + "/profile", timeout=10)
+    ended = http.get(allowed_stack.base_url + "/", timeout=10)  # any page: the access token is due, so it refreshes
     assert ended.status_code == 401 and "Your session ended" in ended.text
     assert http.get(allowed_stack.base_url + "/profile", allow_redirects=False, timeout=10).status_code == 302
+
+
+def test_a_guarded_page_asks_again_when_the_access_token_is_due(allowed_stack: Stack):
+    http = requests.Session()
+    assert sign_in(allowed_stack, http, "mover", orgs={"acme": "read", "open-research": "read"}).status_code == 302
+    assert http.get(allowed_stack.base_url + "/acme", timeout=10).status_code == 200
+    sub = stored_session(allowed_stack, http)["auth.user"]["sub"]
+    control = f"{allowed_stack.provider.endpoint}/__devidp__/hf-orgs"
+    assert requests.post(control, json={"sub": sub, "orgs": [{"name": "open-research", "role": "read"}]}, timeout=10).ok
+    assert http.get(allowed_stack.base_url + "/acme", timeout=10).status_code == 403  # still signed in, not in acme
+    assert http.get(allowed_stack.base_url + "/profile", timeout=10).status_code == 200
+
+
+def test_an_allowed_orgs_site_signs_out_whoever_it_can_no_longer_check(allowed_stack: Stack):
+    http = requests.Session()
+    assert sign_in(allowed_stack, http, "unchecked", orgs={"acme": "read"}).status_code == 302
+    sub = stored_session(allowed_stack, http)["auth.user"]["sub"]
+    control = f"{allowed_stack.provider.endpoint}/__devidp__/hf-token"
+    assert requests.post(control, json={"sub": sub, "state": "expired"}, timeout=10).ok  # Hugging Face's token ran out
+    ended = http.get(allowed_stack.base_url + "/", timeout=10)
+    assert ended.status_code == 401 and "Your session ended" in ended.text
+
+
+def test_any_other_site_keeps_the_orgs_it_knew_when_it_can_no_longer_check(make_stack):
+    stack = make_stack(make_app=org_app, access_token_ttl=30)
+    http = requests.Session()
+    assert sign_in(stack, http, "kept", orgs={"acme": "write"}).status_code == 302
+    sub = stored_session(stack, http)["auth.user"]["sub"]
+    assert requests.post(f"{stack.provider.endpoint}/__devidp__/hf-token", json={"sub": sub, "state": "missing"}, timeout=10).ok
+    assert http.get(stack.base_url + "/profile", timeout=10).status_code == 200  # refreshed
+    assert http.get(stack.base_url + "/acme", timeout=10).text == "acme: acme=write"
 
 
 @pytest.mark.parametrize(("language", "words"), [
