@@ -31,7 +31,7 @@ from flask_logto.i18n import N_
 from flask_logto.rate_limits import check_limit, limit_views
 from tools.flask_dev import dev_command
 from tools.logto_cli import logto_cli
-from website import hub, languages, notes
+from website import hub, languages, notes, templating
 from website.settings import HSTS, site_config, space_setup_needs
 from website.space_setup import setup_app
 
@@ -49,6 +49,7 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     if needs := space_setup_needs(env):
         return setup_app(env, needs)
     app = Flask(__name__)
+    app.jinja_environment = templating.FoldingEnvironment  # before the environment is made
     app.cli.add_command(dev_command)
     app.cli.add_command(logto_cli)
     app.config.update(
@@ -62,6 +63,7 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         auth.init_app(app)
         notes.init_app(app)
         languages.init_app(app)
+        templating.init_app(app, languages.current_tag, languages.translations)
         app.register_blueprint(hub.blueprint)  # /hf
         check_limit(app.config, "RATELIMIT_HUB", HUB_RATE_LIMIT)
         limit_views(app, ["hub.page"], "RATELIMIT_HUB", key=signed_in_key)

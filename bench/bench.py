@@ -110,11 +110,12 @@ class Target:
 
 
 TARGETS = [
-    Target("index_files", "ratio", 0.85), Target("index_files", "p99_ratio", 2.0),
-    Target("index_redis", "ratio", 0.80), Target("index_redis", "p99_ratio", 2.0),
-    Target("profile", "ratio", 0.75),
+    Target("index_files", "ratio", 0.6), Target("index_files", "p99_ratio", 2.0),
+    Target("index_redis", "ratio", 0.5), Target("index_redis", "p99_ratio", 2.0),
+    Target("profile", "ratio", 0.6), Target("profile", "p99_ratio", 2.0),
 ]
 COOKIE_LIMIT = 100  # bytes of the `site_session=<value>` pair
+CALLBACK_OWN_LIMIT_MS = 5.0  # the site's own time in GET /callback, p50, on each store
 
 
 @dataclass
@@ -474,6 +475,10 @@ def markdown(run: Run, elapsed: float) -> str:
         lines.append(f"| {target.text()} | {value:.2f}× | {'met' if target.met(value) else '**missed**'} |")
     lines.append(f"| cookie: the `{COOKIE_NAME}=<value>` pair ≤ {COOKIE_LIMIT} bytes | {cookie['pair']} B | "
                  f"{'met' if cookie['pair'] <= COOKIE_LIMIT else '**missed**'} |")
+    for name, figures in run.sign_ins.items():
+        own = figures["own"]["p50"]
+        lines.append(f"| `GET /callback` with sessions in {name}: the site's own time p50 ≤ {CALLBACK_OWN_LIMIT_MS:g} ms | "
+                     f"{own:.1f} ms | {'met' if own <= CALLBACK_OWN_LIMIT_MS else '**missed**'} |")
     lines += [
         "", f"| sign-in ({args.sign_ins} new users a store, one at a time) | `GET /callback` over HTTP p50 / p95 ms "
         "| whole sign-in p50 ms | in-process view p50 ms | provider's share p50 ms | **site's own time** p50 / p95 ms "

@@ -22,8 +22,9 @@ from flask_wtf.csrf import CSRFProtect
 from flask_logto.config import AuthSettings, check_url_prefix, read_auth_settings
 from flask_logto.connection import Logto
 from flask_logto.errors import ConfigError
-from flask_logto.hub_token import session_hf_token
+from flask_logto.hub_token import kept_token, session_hf_token
 from flask_logto.rate_limits import limit_views, setup_limiter
+from flask_logto.session_keys import HF_TOKEN
 from flask_logto.session_store import Store, session_interface, store_beside
 from flask_logto.views import (
     _kept_userinfo,
@@ -100,7 +101,9 @@ class LogtoAuth:
         Raises an `HfTokenUnavailable` that says why there is none (`HfTokenNotStored`, `HfTokenExpired`,
         `HfTokenNotSetUp`), `SessionEnded` or `LogtoUnavailable`. Server-side only: never send it to the browser.
         """
-        return async_to_sync(self.hf_token_async)()
+        _signed_in("hf-token")
+        # A kept, unexpired token needs no event loop (as userinfo's steady state).
+        return kept_token(session.get(HF_TOKEN)) or async_to_sync(self.hf_token_async)()
 
     async def hf_token_async(self) -> str:
         """`hf_token()` for async views. No call to Logto while the session keeps an unexpired one."""

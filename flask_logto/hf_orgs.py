@@ -18,11 +18,12 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from flask_logto import oidc_core
 from flask_logto.connection import Logto
 from flask_logto.errors import HfOrgRequired, HfTokenUnavailable, HubUnavailable, NotInAllowedOrg, ProviderError
 from flask_logto.hub_token import fetch_hf_token
 from flask_logto.i18n import N_
-from flask_logto.oidc_core import ErrorAnswer, fetch_json
+from flask_logto.oidc_core import ErrorAnswer
 from flask_logto.user import HfOrg, SignedInUser, orgs_in_userinfo, orgs_in_whoami
 
 WHOAMI_PATH = "/api/whoami-v2"
@@ -53,7 +54,7 @@ async def whoami(logto: Logto, hf_token: str) -> Any:
     url = f"{logto.settings.hf_endpoint}{WHOAMI_PATH}"
     timeout = logto.settings.logto_timeout
     try:
-        return await asyncio.wait_for(fetch_json("GET", url, headers={"Authorization": f"Bearer {hf_token}"}), timeout)
+        return await asyncio.wait_for(oidc_core.fetch_json("GET", url, headers={"Authorization": f"Bearer {hf_token}"}), timeout)
     except ErrorAnswer as answer:
         if answer.status in (401, 403):  # the token was revoked on Hugging Face (Settings, Connected Applications)
             return None

@@ -25,6 +25,7 @@ from typing import Any
 
 from logto import LogtoException
 
+from flask_logto import oidc_core
 from flask_logto.connection import (  # noqa: F401  (current_access_token: re-exported)
     Logto,
     access_token_due,
@@ -41,7 +42,6 @@ from flask_logto.errors import (
     safe_code,
 )
 from flask_logto.i18n import N_
-from flask_logto.oidc_core import fetch_json
 from flask_logto.session_keys import HF_TOKEN, access_token_map
 
 ACCESS_TOKEN_PATH = "/api/my-account/identities/huggingface/access-token"
@@ -107,7 +107,7 @@ async def fetch_hf_token(logto: Logto, access_token: str) -> tuple[str, int]:
 
     async def ask() -> Any:
         try:
-            return await fetch_json("GET", url, headers=headers)
+            return await oidc_core.fetch_json("GET", url, headers=headers)
         except LogtoException as error:  # an error answer: say which
             raise refusal(str(error)) from None
 

@@ -25,6 +25,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Blueprint, Flask, abort, current_app, g, redirect, request
 from flask_babel import Babel, get_translations
+from markupsafe import Markup
 
 from client import safe_next
 from flask_logto.rate_limits import check_limit, limit_views
@@ -49,14 +50,11 @@ def init_app(app: Flask, compiled: Path | None = None, *, switcher: bool = True)
     compile_catalogs(CATALOGS, target)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(target)
     Babel(app, locale_selector=lambda: BABEL_LOCALES[current_tag()])
-    # Flask-Babel looks the catalog up again for every message (~80 µs each, ~25 per page): once per request.
-    app.jinja_env.install_gettext_callables(
-        lambda message: _translations().ugettext(message),
-        lambda singular, plural, n: _translations().ungettext(singular, plural, n),
-        newstyle=True,
-        pgettext=lambda context, message: _translations().upgettext(context, message),
-        npgettext=lambda context, singular, plural, n: _translations().unpgettext(context, singular, plural, n),
-    )
+    # Jinja's own newstyle gettext goes through three calls, one of them passing (and, inside a block with
+    # `{% set %}`, copying) the whole context, and Flask-Babel looks the catalog up again for every message
+    # (~25 a page): the same behaviour in one call, with the catalog looked up once per request.
+    app.jinja_env.newstyle_gettext = True  # type: ignore[attr-defined]  # `{% trans %}` formats through them too
+    app.jinja_env.globals.update(_=gettext, gettext=gettext, ngettext=ngettext, pgettext=pgettext, npgettext=npgettext)
     if switcher:
         app.register_blueprint(blueprint)
         if "csrf" in app.extensions:
@@ -84,18 +82,42 @@ def compile_catalogs(source: Path, target: Path) -> None:
         os.replace(temporary, mo_path)
 
 
-def _translations() -> Any:
+def translations() -> Any:
+    """This request's catalog (Flask-Babel's, looked up once per request)."""
     if "_translations" not in g:
         g._translations = get_translations()
     return g._translations
 
 
+# Templates' gettext, as Jinja's newstyle gettext behaves with autoescaping (every page here is HTML): the
+# translation is markup, the variables are escaped into it, and it is always formatted (so `%%` is `%`).
+def gettext(message: str, **variables: Any) -> Markup:
+    return Markup(translations().ugettext(message)) % variables
+
+
+def ngettext(singular: str, plural: str, n: int, **variables: Any) -> Markup:
+    variables.setdefault("num", n)
+    return Markup(translations().ungettext(singular, plural, n)) % variables
+
+
+def pgettext(context: str, message: str, **variables: Any) -> Markup:
+    variables.setdefault("context", context)
+    return Markup(translations().upgettext(context, message)) % variables
+
+
+def npgettext(context: str, singular: str, plural: str, n: int, **variables: Any) -> Markup:
+    variables.setdefault("context", context)
+    variables.setdefault("num", n)
+    return Markup(translations().unpgettext(context, singular, plural, n)) % variables
+
+
 def current_tag() -> str:
-    """This request's language: the `lang` cookie, else the best of Accept-Language, else English."""
-    chosen = request.cookies.get(COOKIE)
-    if chosen in LANGUAGES:
-        return chosen
-    return request.accept_languages.best_match(LANGUAGES, default=DEFAULT)
+    """This request's language: the `lang` cookie, else the best of Accept-Language, else English (decided once)."""
+    if "_language_tag" not in g:
+        chosen = request.cookies.get(COOKIE)
+        g._language_tag = chosen if chosen in LANGUAGES else request.accept_languages.best_match(LANGUAGES, default=DEFAULT)
+    tag: str = g._language_tag
+    return tag
 
 
 @blueprint.post("/language")
