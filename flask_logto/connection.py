@@ -203,10 +203,10 @@ class Logto:
 
     async def finish_sign_in(
         self, query_string: str, entry: Mapping[str, Any],
-    ) -> tuple[DictStorage, SignedInUser, dict[str, Any], str]:
+    ) -> tuple[DictStorage, SignedInUser, dict[str, Any], str, dict[str, Any]]:
         """Check the callback of the sign-in `entry` (`take_sign_in`), exchange the code, verify the ID token and
-        nonce, fetch userinfo. Returns the new tokens (scratch storage), the user, their userinfo and the `next`
-        path; the caller puts them in a fresh session."""
+        nonce, fetch userinfo. Returns the new tokens (scratch storage), the user, their userinfo, the `next`
+        path and the ID token's (verified) claims; the caller puts them in a fresh session."""
         query = parse_qs(query_string, keep_blank_values=True)
         if _expired(entry):
             raise BadCallback(N_("The sign-in took too long. Please start again."), "sign-in expired")
@@ -240,7 +240,7 @@ class Logto:
                 f"auth_time missing or older than max_age={max_age}",
             )
         userinfo = await self._userinfo(client, claims)
-        return scratch, SignedInUser.from_claims(claims, userinfo), userinfo, str(entry["next"])
+        return scratch, SignedInUser.from_claims(claims, userinfo), userinfo, str(entry["next"]), claims
 
     async def refresh(self, session_id: str, tokens: Mapping[str, str | None], sub: str) -> tuple[dict[str, str], dict[str, Any]]:
         """New tokens and userinfo for a session whose access token is due, one refresh of it at a time.

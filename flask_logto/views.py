@@ -197,7 +197,7 @@ async def callback() -> Any:
     entry, still_waiting = _logto().take_sign_in(query, pending(session))
     keep_pending(session, still_waiting)  # the one taken is used up, whatever comes of it
     logto = _logto()
-    new_tokens, user, userinfo, next_path = await logto.finish_sign_in(query, entry)
+    new_tokens, user, userinfo, next_path, id_claims = await logto.finish_sign_in(query, entry)
     try:
         orgs, _hf_token = await _hf_orgs_now(logto, new_tokens.data, userinfo, known=())
         check_allowed(logto.settings.hf_allowed_orgs, orgs or ())
@@ -212,7 +212,6 @@ async def callback() -> Any:
     session[USER] = asdict(replace(user, hf_orgs=orgs or ()))
     session[USERINFO] = userinfo
     _renew_session_id()  # no session fixation
-    id_claims = jwt.decode(new_tokens.data["idToken"], options={"verify_signature": False})  # verified in finish_sign_in
     logto.sign_ins.remember(_session_id(), id_claims)  # for back-channel logouts
     g.pop(_USER_CACHE, None)
     log.info("event=sign-in user=%s", user.sub)

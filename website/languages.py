@@ -50,6 +50,7 @@ def init_app(app: Flask, compiled: Path | None = None, *, switcher: bool = True)
     compile_catalogs(CATALOGS, target)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(target)
     Babel(app, locale_selector=lambda: BABEL_LOCALES[current_tag()])
+    app.extensions["site_catalogs"] = {}  # language tag: catalog (`translations`)
     # Jinja's own newstyle gettext goes through three calls, one of them passing (and, inside a block with
     # `{% set %}`, copying) the whole context, and Flask-Babel looks the catalog up again for every message
     # (~25 a page): the same behaviour in one call, with the catalog looked up once per request.
@@ -83,10 +84,13 @@ def compile_catalogs(source: Path, target: Path) -> None:
 
 
 def translations() -> Any:
-    """This request's catalog (Flask-Babel's, looked up once per request)."""
-    if "_translations" not in g:
-        g._translations = get_translations()
-    return g._translations
+    """This request's catalog: Flask-Babel's for the language, asked once per process and language (a catalog
+    does not change while the site runs; Flask-Babel would look it up again in every request)."""
+    loaded: dict[str, Any] = current_app.extensions["site_catalogs"]
+    tag = current_tag()
+    if tag not in loaded:
+        loaded[tag] = get_translations()
+    return loaded[tag]
 
 
 # Templates' gettext, as Jinja's newstyle gettext behaves with autoescaping (every page here is HTML): the
