@@ -90,3 +90,55 @@ def test_the_snapshots_differ_by_language(app: Any) -> None:
     for name in PAGES:
         texts = {(SNAPSHOTS / f"{name}.{language}.html").read_text(encoding="utf-8") for language in LANGUAGES}
         assert len(texts) == len(LANGUAGES), name
+
+
+# ---------------------------------------------------------------- the folding itself (website/templating.py)
+
+
+@pytest.fixture
+def folding_app(tmp_path: Path) -> Flask:
+    app = create_app({"APP_DATA_DIR": str(tmp_path), "APP_BASE_URL": "http://localhost:3000", **ROOMY_LIMITS})
+    templates = tmp_path / "folding"
+    templates.mkdir()
+    (templates / "shadowed.html").write_text(
+        '{% macro _(text) %}[{{ text }}]{% endmacro %}{{ _("Notes") }}|{{ gettext("Notes") }}', encoding="utf-8")
+    (templates / "methods.html").write_text(
+        '{{ _("Notes").upper() }}|{{ _("Notes")[0] }}|{{ _("Sign in") ~ "!" }}|{{ url_for("site.profile") }}',
+        encoding="utf-8")
+    from jinja2 import ChoiceLoader, FileSystemLoader
+
+    app.jinja_env.loader = ChoiceLoader([FileSystemLoader(str(templates)), app.jinja_env.loader])
+    return app
+
+
+def render(app: Flask, template: str, language: str, script_root: str = "") -> str:
+    from flask import render_template
+
+    with app.test_request_context("/", base_url=f"http://localhost{script_root}/", headers={"Accept-Language": language}):
+        return render_template(template)
+
+
+def test_folded_calls_keep_their_meaning(folding_app: Flask) -> None:
+    assert render(folding_app, "methods.html", "en") == "NOTES|N|Sign in!|/profile"
+    assert render(folding_app, "methods.html", "ja") == "メモ|メ|サインイン!|/profile"
+    assert render(folding_app, "methods.html", "en", "/site") == "NOTES|N|Sign in!|/site/profile"  # per script root
+
+
+def test_a_template_that_shadows_a_name_is_not_folded(folding_app: Flask) -> None:
+    assert render(folding_app, "shadowed.html", "ja") == "[Notes]|メモ"  # the macro's `_`; gettext at render time
+
+
+def test_script_roots_from_requests_cannot_grow_the_compiled_templates_without_bound(folding_app: Flask) -> None:
+    from website.templating import MAX_OVERLAYS
+
+    for number in range(MAX_OVERLAYS + 20):
+        assert render(folding_app, "methods.html", "en", f"/root{number}").endswith(f"/root{number}/profile")
+    assert len(folding_app.jinja_env.__dict__["_language_overlays"]) == MAX_OVERLAYS
+
+
+def test_url_for_outside_a_request_is_flasks(folding_app: Flask) -> None:
+    from website.templating import url_for
+
+    folding_app.config["SERVER_NAME"] = "localhost:3000"
+    with folding_app.app_context():
+        assert url_for("site.profile") == "http://localhost:3000/profile"

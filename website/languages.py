@@ -93,23 +93,24 @@ def translations() -> Any:
     return loaded[tag]
 
 
-# Templates' gettext, as Jinja's newstyle gettext behaves with autoescaping (every page here is HTML): the
-# translation is markup, the variables are escaped into it, and it is always formatted (so `%%` is `%`).
-def gettext(message: str, **variables: Any) -> Markup:
+# Templates' gettext, as Jinja's newstyle gettext behaves with autoescaping, which every template here has (they
+# are all HTML): the translation is markup, the variables are escaped into it, and it is always formatted (so `%%`
+# is `%`). The parameters are positional-only, as Jinja's are: any name may be a placeholder.
+def gettext(message: str, /, **variables: Any) -> Markup:
     return Markup(translations().ugettext(message)) % variables
 
 
-def ngettext(singular: str, plural: str, n: int, **variables: Any) -> Markup:
+def ngettext(singular: str, plural: str, n: int, /, **variables: Any) -> Markup:
     variables.setdefault("num", n)
     return Markup(translations().ungettext(singular, plural, n)) % variables
 
 
-def pgettext(context: str, message: str, **variables: Any) -> Markup:
+def pgettext(context: str, message: str, /, **variables: Any) -> Markup:
     variables.setdefault("context", context)
     return Markup(translations().upgettext(context, message)) % variables
 
 
-def npgettext(context: str, singular: str, plural: str, n: int, **variables: Any) -> Markup:
+def npgettext(context: str, singular: str, plural: str, n: int, /, **variables: Any) -> Markup:
     variables.setdefault("context", context)
     variables.setdefault("num", n)
     return Markup(translations().unpgettext(context, singular, plural, n)) % variables

@@ -28,6 +28,8 @@ MAX_CACHED_URLS = 4096  # a page with per-note URLs adds one per note; the cache
 
 
 GETTEXT_NAMES = ("_", "gettext")
+FOLDED_NAMES = (*GETTEXT_NAMES, "url_for")
+MAX_OVERLAYS = 16  # (language, script root) pairs with their own compiled templates
 
 
 def init_app(app: Flask, language: Callable[[], str], catalog: Callable[[], Any]) -> None:
@@ -52,13 +54,17 @@ class FoldingEnvironment(flask.templating.Environment):
         # Jinja's one place where a template is looked up in (or added to) an environment's cache; a template's
         # includes are loaded by its own (overlay) environment.
         if self.folding is None and self.language is not None and has_request_context():
-            return self._overlay(self.language(), request.script_root)._load_template(name, globals)
+            overlay = self._overlay(self.language(), request.script_root)
+            if overlay is not self:
+                return overlay._load_template(name, globals)
         return super()._load_template(name, globals)
 
     def _overlay(self, tag: str, script_root: str) -> FoldingEnvironment:
         overlays: dict[tuple[str, str], FoldingEnvironment] = self.__dict__.setdefault("_language_overlays", {})
         overlay = overlays.get((tag, script_root))
         if overlay is None:  # two threads may both make one; either is right
+            if len(overlays) >= MAX_OVERLAYS:  # script roots come from the request (SCRIPT_NAME): never unbounded
+                return self
             assert self.catalog is not None
             overlay = self.overlay(extensions=[FoldConstants])  # globals, filters, loader shared; its own cache
             overlay.folding = self.catalog()
@@ -75,6 +81,8 @@ class FoldConstants(Extension):
     def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
         catalog = getattr(self.environment, "folding", None)
         tokens = list(stream)
+        if _shadowed(tokens):  # `{% set _ = … %}`, a macro argument `url_for`, …: this template is left alone
+            catalog = None
         index = 0
         while index < len(tokens):
             after_dot = index > 0 and tokens[index - 1].type == "dot"  # `x._(…)` is some other `_`
@@ -87,10 +95,22 @@ class FoldConstants(Extension):
             yield from replacement
 
 
+def _shadowed(tokens: list[Token]) -> bool:
+    """Whether a name this folds is used other than as a call (so it may mean something else here)."""
+    for index, token in enumerate(tokens):
+        if token.type == "name" and token.value in FOLDED_NAMES:
+            before = tokens[index - 1] if index > 0 else None
+            called = index + 1 < len(tokens) and tokens[index + 1].type == "lparen"
+            defined = before is not None and before.type == "name" and before.value == "macro"  # `{% macro _(…) %}`
+            if defined or (not called and (before is None or before.type != "dot")):
+                return True
+    return False
+
+
 def _fold_call(tokens: list[Token], index: int, catalog: Any) -> tuple[list[Token], int] | None:
     """The tokens for the call starting at `index` made constant, and the index after the call; or None."""
     name = tokens[index]
-    if name.type != "name" or name.value not in (*GETTEXT_NAMES, "url_for"):
+    if name.type != "name" or name.value not in FOLDED_NAMES:
         return None
     parsed = _constant_arguments(tokens, index + 1)
     if parsed is None:
@@ -98,7 +118,7 @@ def _fold_call(tokens: list[Token], index: int, catalog: Any) -> tuple[list[Toke
     arguments, keywords, end = parsed
     line = name.lineno
     if name.value == "url_for":
-        if len(arguments) != 1 or arguments[0].startswith(".") or any(key.startswith("_") for key in keywords):
+        if len(arguments) != 1 or not _constant_url(arguments[0], keywords):
             return None
         try:
             url = flask.url_for(arguments[0], **keywords)
@@ -111,7 +131,10 @@ def _fold_call(tokens: list[Token], index: int, catalog: Any) -> tuple[list[Toke
         text = Markup(catalog.ugettext(arguments[0])) % {}  # what languages.gettext returns
     except (KeyError, ValueError, TypeError):  # a message that needs variables: translated at render time
         return None
-    return [Token(line, "string", str(text)), Token(line, "pipe", "|"), Token(line, "name", "safe")], end
+    return [  # in parentheses: `_("x").upper()` stays a call on the result
+        Token(line, "lparen", "("), Token(line, "string", str(text)), Token(line, "pipe", "|"),
+        Token(line, "name", "safe"), Token(line, "rparen", ")"),
+    ], end
 
 
 def _constant_arguments(tokens: list[Token], index: int) -> tuple[list[str], dict[str, str], int] | None:
@@ -142,9 +165,24 @@ def _constant_arguments(tokens: list[Token], index: int) -> tuple[list[str], dic
     return None
 
 
+def _constant_url(endpoint: str, values: dict[str, Any]) -> bool:
+    """Whether Flask builds the same URL for `endpoint` and `values` in any request (of one script root): an
+    endpoint of the app with a single rule (so not chosen by the request's method), no URL defaults, no `_external`
+    and other options, values of plain types."""
+    if endpoint.startswith(".") or any(name.startswith("_") for name in values) or current_app.url_default_functions:
+        return False
+    if not all(type(value) in (str, int) for value in values.values()):  # 1 and True would share a key
+        return False
+    single: dict[str, bool] = current_app.extensions.setdefault("site_single_rule", {})
+    if endpoint not in single:
+        known = endpoint in current_app.view_functions
+        single[endpoint] = known and len(list(current_app.url_map.iter_rules(endpoint))) == 1
+    return single[endpoint]
+
+
 def url_for(endpoint: str, **values: Any) -> str:
     """`flask.url_for(endpoint, **values)`, built once per process for the same endpoint, values and script root."""
-    if endpoint.startswith(".") or any(name.startswith("_") for name in values):
+    if not has_request_context() or not _constant_url(endpoint, values):
         return flask.url_for(endpoint, **values)
     cache: dict[tuple[Any, ...], str] = current_app.extensions["site_urls"]
     key = (request.script_root, endpoint, *sorted(values.items()))
