@@ -12,7 +12,6 @@ from dataclasses import replace
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from asgiref.sync import async_to_sync
 from flask import Flask, current_app, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_session import Session
@@ -33,6 +32,7 @@ from flask_logto.views import (
     _signed_in,
     backchannel_logout,
     blueprint,
+    run_sync,
     signed_in_key,
 )
 
@@ -88,7 +88,7 @@ class LogtoAuth:
         """The signed-in user's Logto userinfo, refreshing the access token when it is due (sync views)."""
         _signed_in("userinfo")
         # The steady state needs no event loop (async_to_sync costs a thread and a loop per call).
-        return _kept_userinfo() or async_to_sync(self.userinfo_async)()
+        return _kept_userinfo() or run_sync(self.userinfo_async)
 
     async def userinfo_async(self) -> dict[str, Any]:
         """`userinfo()` for async views. No call to Logto unless the access token is due."""
@@ -103,7 +103,7 @@ class LogtoAuth:
         """
         _signed_in("hf-token")
         # A kept, unexpired token needs no event loop (as userinfo's steady state).
-        return kept_token(session.get(HF_TOKEN)) or async_to_sync(self.hf_token_async)()
+        return kept_token(session.get(HF_TOKEN)) or run_sync(self.hf_token_async)
 
     async def hf_token_async(self) -> str:
         """`hf_token()` for async views. No call to Logto while the session keeps an unexpired one."""
