@@ -19,13 +19,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, redirect, request, session, url_for
+from flask import Flask, current_app, redirect, request, url_for
 
-from flask_logto.connection import access_token_due
 from flask_logto.hf_orgs import check_member
-from flask_logto.session_keys import access_token_map
 from flask_logto.user import HF_ROLES, HF_USERNAME, signed_in_within
-from flask_logto.views import MAX_AGE_DIGITS, current_user, refresh_if_due, run_sync, safe_next
+from flask_logto.views import MAX_AGE_DIGITS, current_user, refresh_if_due, refresh_now_if_due, safe_next
 
 View = TypeVar("View", bound=Callable[..., Any])
 MAX_MAX_AGE = 10**MAX_AGE_DIGITS - 1  # what /sign-in?max_age= takes
@@ -103,8 +101,8 @@ def _guarded(view: View, refusal: Callable[[], Any], *, refresh_first: bool = Fa
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if refresh_first and current_user() is not None and access_token_due(access_token_map(session)):
-            run_sync(refresh_if_due)
+        if refresh_first:
+            refresh_now_if_due()
         answer = refusal()
         return answer if answer is not None else view(*args, **kwargs)
 

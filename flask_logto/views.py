@@ -111,11 +111,17 @@ async def refresh_if_due() -> None:
         await _refresh_session(user)
 
 
+def refresh_now_if_due() -> None:
+    """`refresh_if_due` from sync code, with no event loop when nothing is due."""
+    if current_user() is not None and access_token_due(access_token_map(session)):
+        run_sync(refresh_if_due)
+
+
 def recheck_orgs() -> None:
     """A site that allows only some organisations: a session due for a refresh refreshes before anything else,
-    and someone no longer in one of them is signed out there (no event loop when nothing is due)."""
-    if _logto().settings.hf_allowed_orgs and current_user() is not None and access_token_due(access_token_map(session)):
-        run_sync(refresh_if_due)
+    and someone no longer in one of them is signed out there."""
+    if _logto().settings.hf_allowed_orgs:
+        refresh_now_if_due()
 
 
 async def _hf_orgs_now(
